@@ -1,0 +1,41 @@
+//! Identity: who is calling (`Principal`) and what they may do (`Permission`).
+//!
+//! The server depends only on the `Authenticator` trait; `startup` is handed the
+//! implementation, so production verifiers and test doubles plug in the same way.
+
+mod permission;
+mod principal;
+
+pub use permission::{Permission, PermissionSet};
+pub use principal::{Principal, PrincipalKind};
+
+use actix_web::HttpRequest;
+
+/// Why a request carries no usable identity. The client sees only a stable code; `reason`
+/// goes to the log with the request id, and never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No credential at all.
+    #[error("no credentials")]
+    Missing,
+    /// A credential was present and failed verification.
+    #[error("invalid {scheme:?} credential: {reason}")]
+    InvalidToken { scheme: Scheme, reason: String },
+    /// A cookie-authenticated unsafe request that is not same-origin.
+    #[error("cross-site request refused: {reason}")]
+    CsrfRejected { reason: String },
+}
+
+/// Which kind of credential a failure is about (bearer failures get a `WWW-Authenticate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Alb,
+    Bearer,
+}
+
+/// Turns a request's credentials into a `Principal`. Implementations must verify every
+/// credential they read; the trait has no way to say "trust this header".
+#[async_trait::async_trait(?Send)]
+pub trait Authenticator: 'static {
+    async fn authenticate(&self, req: &HttpRequest) -> Result<Principal, AuthError>;
+}

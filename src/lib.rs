@@ -1,0 +1,6 @@
+//! players-api: a player-management REST API for football clubs.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+pub mod telemetry;
