@@ -2,5 +2,6 @@
 
 pub mod auth;
 pub mod error;
+pub mod local_alb;
 pub mod routes;
 pub mod telemetry;
