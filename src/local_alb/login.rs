@@ -16,7 +16,7 @@ use actix_web::{
     web,
 };
 
-use super::{DevUser, LOGIN_PATH, LOGOUT_PATH, Settings, signing::random_hex};
+use super::{DevUser, LOGIN_PATH, Settings, signing::random_hex};
 
 /// Upper bound on live sessions; a dev tool, but memory stays bounded all the same.
 const MAX_SESSIONS: usize = 10_000;

@@ -153,7 +153,6 @@ impl Default for LocalAlbConfig {
 /// Settings the handlers share (built once at start).
 #[derive(Debug)]
 pub(crate) struct Settings {
-    pub base_url: String,
     pub port: u16,
     pub upstream: url::Url,
     pub users: Vec<DevUser>,
@@ -235,7 +234,6 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
         }
     }
     let settings = web::Data::new(Settings {
-        base_url: base_url.clone(),
         port,
         upstream,
         users: cfg.users.clone(),
