@@ -83,7 +83,10 @@ impl Stand {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        let set_cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+        let set_cookie = resp.headers()[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .to_owned();
         set_cookie.split(';').next().unwrap().to_owned()
     }
 
@@ -141,7 +144,9 @@ async fn jwks_claims(stand: &Stand, token: &str) -> Value {
     validation.validate_aud = false;
     validation.set_issuer(&[stand.alb.issuer_url()]);
     validation.set_required_spec_claims(&["exp", "iss"]);
-    jsonwebtoken::decode::<Value>(token, &key, &validation).unwrap().claims
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .unwrap()
+        .claims
 }
 
 #[tokio::test]
@@ -149,7 +154,12 @@ async fn minted_user_claims_have_the_alb_shape_and_verify_against_the_key_endpoi
     let stand = Stand::start().await;
     let cookie = stand.login("user=admin").await;
     let echoed = stand
-        .echoed(stand.http.get(stand.url("/v1/me")).header(header::COOKIE, &cookie))
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/v1/me"))
+                .header(header::COOKIE, &cookie),
+        )
         .await;
     let token = header(&echoed, "x-amzn-oidc-data").unwrap();
 
@@ -206,7 +216,11 @@ async fn key_endpoint_answers_404_for_an_unknown_kid() {
     let stand = Stand::start().await;
     let resp = stand
         .http
-        .get(format!("{}/{}", stand.alb.key_endpoint(), uuid::Uuid::new_v4()))
+        .get(format!(
+            "{}/{}",
+            stand.alb.key_endpoint(),
+            uuid::Uuid::new_v4()
+        ))
         .send()
         .await
         .unwrap();
@@ -219,7 +233,12 @@ async fn access_token_for_a_session_is_cognito_shaped_and_carries_the_groups() {
     let stand = Stand::start().await;
     let cookie = stand.login("user=editor").await;
     let echoed = stand
-        .echoed(stand.http.get(stand.url("/v1/players")).header(header::COOKIE, &cookie))
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/v1/players"))
+                .header(header::COOKIE, &cookie),
+        )
         .await;
     let claims = jwks_claims(&stand, header(&echoed, "x-amzn-oidc-accesstoken").unwrap()).await;
     assert_eq!(claims["cognito:groups"], json!(["players-editor"]));
@@ -236,18 +255,33 @@ async fn access_token_for_a_session_is_cognito_shaped_and_carries_the_groups() {
 async fn ticked_groups_replace_the_users_own() {
     let stand = Stand::start().await;
     let cookie = stand
-        .login("user=viewer&override_groups=1&group=players-editor&group=players-admin&group=made-up")
+        .login(
+            "user=viewer&override_groups=1&group=players-editor&group=players-admin&group=made-up",
+        )
         .await;
     let echoed = stand
-        .echoed(stand.http.get(stand.url("/v1/players")).header(header::COOKIE, &cookie))
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/v1/players"))
+                .header(header::COOKIE, &cookie),
+        )
         .await;
     let claims = jwks_claims(&stand, header(&echoed, "x-amzn-oidc-accesstoken").unwrap()).await;
     // In the page's order, and only groups the page offered.
-    assert_eq!(claims["cognito:groups"], json!(["players-admin", "players-editor"]));
+    assert_eq!(
+        claims["cognito:groups"],
+        json!(["players-admin", "players-editor"])
+    );
 
     let cookie = stand.login("user=viewer&override_groups=1").await;
     let echoed = stand
-        .echoed(stand.http.get(stand.url("/v1/players")).header(header::COOKIE, &cookie))
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/v1/players"))
+                .header(header::COOKIE, &cookie),
+        )
         .await;
     let claims = jwks_claims(&stand, header(&echoed, "x-amzn-oidc-accesstoken").unwrap()).await;
     assert!(claims.get("cognito:groups").is_none());
@@ -273,12 +307,23 @@ async fn proxy_replaces_spoofed_oidc_headers_for_a_session() {
     names.sort();
     assert_eq!(
         names,
-        ["x-amzn-oidc-accesstoken", "x-amzn-oidc-data", "x-amzn-oidc-identity"]
+        [
+            "x-amzn-oidc-accesstoken",
+            "x-amzn-oidc-data",
+            "x-amzn-oidc-identity"
+        ]
     );
     for name in &names {
-        assert_eq!(echoed["headers"][name].as_array().unwrap().len(), 1, "{name} once");
+        assert_eq!(
+            echoed["headers"][name].as_array().unwrap().len(),
+            1,
+            "{name} once"
+        );
     }
-    assert_ne!(header(&echoed, "x-amzn-oidc-data"), Some("forged.forged.forged"));
+    assert_ne!(
+        header(&echoed, "x-amzn-oidc-data"),
+        Some("forged.forged.forged")
+    );
     assert_eq!(header(&echoed, "x-amzn-oidc-identity"), Some(ADMIN_SUB));
 
     // Method, path, query and body arrive unchanged.
@@ -289,13 +334,23 @@ async fn proxy_replaces_spoofed_oidc_headers_for_a_session() {
     assert_eq!(header(&echoed, "content-type"), Some("application/json"));
 
     // What the ALB adds.
-    assert_eq!(header(&echoed, "x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(
+        header(&echoed, "x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.1")
+    );
     assert_eq!(header(&echoed, "x-forwarded-proto"), Some("http"));
     let trace = header(&echoed, "x-amzn-trace-id").unwrap();
-    let (epoch, random) = trace.strip_prefix("Root=1-").unwrap().split_once('-').unwrap();
+    let (epoch, random) = trace
+        .strip_prefix("Root=1-")
+        .unwrap()
+        .split_once('-')
+        .unwrap();
     assert_eq!((epoch.len(), random.len()), (8, 24));
     // The browser's Host reaches the API, as through the ALB.
-    assert_eq!(header(&echoed, "host"), Some(&stand.url("")["http://".len()..]));
+    assert_eq!(
+        header(&echoed, "host"),
+        Some(&stand.url("")["http://".len()..])
+    );
     stand.stop().await;
 }
 
@@ -307,7 +362,10 @@ async fn unauthenticated_browser_requests_are_sent_to_the_login_page() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FOUND);
-    assert_eq!(resp.headers()[header::LOCATION], "/login?next=%2Fv1%2Fplayers%3Fpage%3D2");
+    assert_eq!(
+        resp.headers()[header::LOCATION],
+        "/login?next=%2Fv1%2Fplayers%3Fpage%3D2"
+    );
     assert!(resp.headers().get("x-echo").is_none());
 
     // An unknown session id counts as no session.
@@ -329,10 +387,16 @@ async fn unauthenticated_browser_requests_are_sent_to_the_login_page() {
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     for user in ["admin", "editor", "viewer"] {
-        assert!(html.contains(&format!("value=\"{user}\"")), "{user} offered");
+        assert!(
+            html.contains(&format!("value=\"{user}\"")),
+            "{user} offered"
+        );
     }
     for group in ["players-admin", "players-editor", "players-viewer"] {
-        assert!(html.contains(&format!("value=\"{group}\"")), "{group} offered");
+        assert!(
+            html.contains(&format!("value=\"{group}\"")),
+            "{group} offered"
+        );
     }
     assert!(html.contains("value=\"/v1/players?page=2\""));
     assert!(!html.contains("<script"));
@@ -405,7 +469,12 @@ async fn public_paths_pass_without_login_and_without_identity() {
     // Even with a session, the logout path carries no identity.
     let cookie = stand.login("user=admin").await;
     let echoed = stand
-        .echoed(stand.http.get(stand.url("/logout")).header(header::COOKIE, &cookie))
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/logout"))
+                .header(header::COOKIE, &cookie),
+        )
         .await;
     assert!(oidc_headers(&echoed).is_empty());
     stand.stop().await;
@@ -427,7 +496,10 @@ async fn bearer_requests_pass_through_without_oidc_headers() {
         }
         let echoed = stand.echoed(req).await;
         assert_eq!(echoed["method"], "DELETE");
-        assert_eq!(header(&echoed, "authorization"), Some("Bearer some.service.token"));
+        assert_eq!(
+            header(&echoed, "authorization"),
+            Some("Bearer some.service.token")
+        );
         assert!(oidc_headers(&echoed).is_empty(), "{echoed}");
         assert!(header(&echoed, "x-amzn-trace-id").is_some());
     }
@@ -447,7 +519,10 @@ async fn logout_page_needs_no_login_and_ends_the_session() {
         .collect();
     assert_eq!(expired.len(), 4);
     for (i, c) in expired.iter().enumerate() {
-        assert!(c.starts_with(&format!("AWSELBAuthSessionCookie-{i}=;")), "{c}");
+        assert!(
+            c.starts_with(&format!("AWSELBAuthSessionCookie-{i}=;")),
+            "{c}"
+        );
         assert!(c.contains("Max-Age=0"), "{c}");
     }
     assert!(resp.text().await.unwrap().contains("Logged out"));
@@ -468,7 +543,11 @@ async fn logout_page_needs_no_login_and_ends_the_session() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::FOUND, "the old cookie no longer logs in");
+    assert_eq!(
+        resp.status(),
+        StatusCode::FOUND,
+        "the old cookie no longer logs in"
+    );
     stand.stop().await;
 }
 
@@ -496,7 +575,11 @@ async fn upstream_down_is_a_bad_gateway() {
     alb.stop().await;
 }
 
-async fn token_request(stand: &Stand, basic: Option<(&str, &str)>, form: &str) -> reqwest::Response {
+async fn token_request(
+    stand: &Stand,
+    basic: Option<(&str, &str)>,
+    form: &str,
+) -> reqwest::Response {
     let mut req = stand
         .http
         .post(stand.alb.token_url())
@@ -529,7 +612,10 @@ async fn token_endpoint_issues_cognito_shaped_service_tokens() {
     assert_eq!(claims["sub"], "local-service");
     assert_eq!(claims["scope"], "players/read players/write");
     assert!(claims["jti"].is_string());
-    let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
     assert_eq!(exp - iat, 3600);
     assert!(claims.get("aud").is_none());
 
@@ -554,8 +640,18 @@ async fn token_endpoint_issues_cognito_shaped_service_tokens() {
 async fn token_endpoint_refuses_bad_clients_scopes_and_grants() {
     let stand = Stand::start().await;
     let cases = [
-        (Some(("local-service", "wrong")), "grant_type=client_credentials", 401, "invalid_client"),
-        (Some(("nobody", "local-secret")), "grant_type=client_credentials", 401, "invalid_client"),
+        (
+            Some(("local-service", "wrong")),
+            "grant_type=client_credentials",
+            401,
+            "invalid_client",
+        ),
+        (
+            Some(("nobody", "local-secret")),
+            "grant_type=client_credentials",
+            401,
+            "invalid_client",
+        ),
         (None, "grant_type=client_credentials", 401, "invalid_client"),
         (
             Some(("local-service", "local-secret")),
@@ -596,7 +692,10 @@ async fn token_command_fetches_a_token_from_the_local_issuer() {
     args.secret = SecretString::from("s3cr3t-typo");
     let err = local_alb::token_cmd::fetch_token(&args).await.unwrap_err();
     assert!(format!("{err:#}").contains("invalid_client"), "{err:#}");
-    assert!(!format!("{err:#}").contains("s3cr3t-typo"), "the secret never appears in errors");
+    assert!(
+        !format!("{err:#}").contains("s3cr3t-typo"),
+        "the secret never appears in errors"
+    );
     stand.stop().await;
 }
 
@@ -612,7 +711,10 @@ fn token_command_defaults_target_the_dev_stand_in() {
     assert_eq!(cli.token.client, "local-service");
     assert_eq!(cli.token.secret.expose_secret(), "local-secret");
     assert_eq!(cli.token.issuer, "http://127.0.0.1:8081/issuer");
-    assert_eq!(cli.token.scope.as_deref(), Some("players/read players/write"));
+    assert_eq!(
+        cli.token.scope.as_deref(),
+        Some("players/read players/write")
+    );
 }
 
 #[tokio::test]
@@ -620,7 +722,10 @@ async fn api_env_names_the_contract_variables() {
     let stand = Stand::start().await;
     let env: BTreeMap<_, _> = stand.alb.api_env().into_iter().collect();
     assert_eq!(env["ALB_SIGNER_ARNS"], local_alb::DEV_SIGNER_ARN);
-    assert_eq!(env["ALB_KEY_ENDPOINT"], format!("{}/alb-keys", stand.alb.base_url()));
+    assert_eq!(
+        env["ALB_KEY_ENDPOINT"],
+        format!("{}/alb-keys", stand.alb.base_url())
+    );
     assert_eq!(env["BEARER_ISSUER"], stand.alb.issuer_url());
     assert_eq!(env["BEARER_CLIENT_IDS"], "local-browser,local-service");
     assert_eq!(env["AUTH_LOGOUT_URL"], stand.alb.logout_url());

@@ -102,7 +102,12 @@ impl Issuer {
         token.push_str(&b64url_nopad(&serde_json::to_vec(claims)?));
         let mut signature = vec![0u8; self.key.public_modulus_len()];
         self.key
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), token.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                token.as_bytes(),
+                &mut signature,
+            )
             .map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
         token.push('.');
         token.push_str(&b64url_nopad(&signature));
@@ -110,7 +115,12 @@ impl Issuer {
     }
 
     /// A client-credentials access token (`sub` = the client id, as with Cognito).
-    pub fn service_token(&self, client_id: &str, scopes: &[&str], now: i64) -> anyhow::Result<String> {
+    pub fn service_token(
+        &self,
+        client_id: &str,
+        scopes: &[&str],
+        now: i64,
+    ) -> anyhow::Result<String> {
         self.sign(&json!({
             "sub": client_id,
             "token_use": "access",
@@ -163,7 +173,11 @@ pub(crate) async fn jwks(issuer: web::Data<Issuer>) -> HttpResponse {
         .json(issuer.jwks())
 }
 
-fn oauth_error(status: actix_web::http::StatusCode, error: &str, description: &str) -> HttpResponse {
+fn oauth_error(
+    status: actix_web::http::StatusCode,
+    error: &str,
+    description: &str,
+) -> HttpResponse {
     let mut builder = HttpResponse::build(status);
     builder.insert_header((header::CACHE_CONTROL, "no-store"));
     if status == actix_web::http::StatusCode::UNAUTHORIZED {
@@ -201,11 +215,19 @@ pub(crate) async fn token(
         _ => None,
     });
     let Some((client_id, secret)) = credentials else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication required");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication required",
+        );
     };
     let Some(client) = issuer.client(&client_id, &secret) else {
         tracing::info!(client_id = %client_id, "local issuer: client authentication failed");
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client or wrong secret");
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client or wrong secret",
+        );
     };
     if grant_type.as_deref() != Some("client_credentials") {
         return oauth_error(
@@ -217,7 +239,10 @@ pub(crate) async fn token(
     let requested: Vec<&str> = scope.as_deref().unwrap_or("").split_whitespace().collect();
     let granted: Vec<&str> = if requested.is_empty() {
         client.scopes.iter().map(String::as_str).collect()
-    } else if let Some(bad) = requested.iter().find(|s| !client.scopes.iter().any(|a| a == *s)) {
+    } else if let Some(bad) = requested
+        .iter()
+        .find(|s| !client.scopes.iter().any(|a| a == *s))
+    {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
@@ -237,7 +262,11 @@ pub(crate) async fn token(
             })),
         Err(e) => {
             tracing::error!(error = ?e, "local issuer: minting a token failed");
-            oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "token minting failed")
+            oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "token minting failed",
+            )
         }
     }
 }
@@ -258,7 +287,11 @@ mod tests {
     use super::*;
 
     fn issuer() -> Issuer {
-        Issuer::generate("http://127.0.0.1:1/issuer".into(), super::super::default_clients()).unwrap()
+        Issuer::generate(
+            "http://127.0.0.1:1/issuer".into(),
+            super::super::default_clients(),
+        )
+        .unwrap()
     }
 
     fn verify(issuer: &Issuer, token: &str) -> serde_json::Value {

@@ -151,7 +151,10 @@ fn esc(s: &str) -> String {
 /// Only same-site paths: `/x`, never `//host` or `/\host`, which browsers treat as other hosts.
 fn safe_next(next: Option<&str>) -> Option<&str> {
     next.filter(|n| {
-        n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(char::is_control)
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.contains('\\')
+            && !n.chars().any(char::is_control)
     })
 }
 
@@ -196,7 +199,11 @@ pub(crate) async fn landing(
              <li><a href=\"{LOGIN_PATH}\">switch user</a></li><li><a href=\"/logout\">log out</a></li></ul>",
             esc(&s.user.username),
             esc(&s.user.email),
-            if s.user.groups.is_empty() { "none".to_owned() } else { esc(&s.user.groups.join(", ")) },
+            if s.user.groups.is_empty() {
+                "none".to_owned()
+            } else {
+                esc(&s.user.groups.join(", "))
+            },
             landing = esc(&settings.landing_path),
         ),
         None => format!(
@@ -214,7 +221,10 @@ pub(crate) async fn login_page(req: HttpRequest, settings: web::Data<Settings>) 
         "<h1>Local ALB login</h1>\
          <p class=\"note\">A development stand-in for the ALB's OIDC login. Pick a user.</p>",
     );
-    let _ = write!(body, "<form method=\"post\" action=\"{LOGIN_PATH}\"><fieldset><legend>User</legend>");
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"{LOGIN_PATH}\"><fieldset><legend>User</legend>"
+    );
     for (i, u) in settings.users.iter().enumerate() {
         let _ = write!(
             body,
@@ -222,7 +232,11 @@ pub(crate) async fn login_page(req: HttpRequest, settings: web::Data<Settings>) 
              ({email}) &mdash; groups: {groups}</label>",
             name = esc(&u.username),
             email = esc(&u.email),
-            groups = if u.groups.is_empty() { "none".to_owned() } else { esc(&u.groups.join(", ")) },
+            groups = if u.groups.is_empty() {
+                "none".to_owned()
+            } else {
+                esc(&u.groups.join(", "))
+            },
             checked = if i == 0 { " checked" } else { "" },
         );
     }
@@ -255,9 +269,13 @@ pub(crate) async fn login_submit(
     settings: web::Data<Settings>,
 ) -> HttpResponse {
     // Refuse cross-site form posts (login CSRF): a browser sends Origin on POST.
+    // The Host header itself, not `connection_info()`, which would also believe X-Forwarded-Host.
     if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let host = req.connection_info().host().to_owned();
-        if origin.as_bytes() != format!("http://{host}").as_bytes() {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map_or(&b""[..], |h| h.as_bytes());
+        if origin.as_bytes() != [&b"http://"[..], host].concat() {
             return HttpResponse::Forbidden().body("cross-site login refused");
         }
     }
@@ -304,7 +322,9 @@ pub(crate) async fn login_submit(
         .same_site(SameSite::Lax)
         .max_age(CookieDuration::seconds(sessions.ttl_secs))
         .finish();
-    let location = safe_next(next.as_deref()).unwrap_or(&settings.landing_path).to_owned();
+    let location = safe_next(next.as_deref())
+        .unwrap_or(&settings.landing_path)
+        .to_owned();
     HttpResponse::SeeOther()
         .cookie(cookie)
         .insert_header((header::LOCATION, location))
@@ -319,7 +339,9 @@ pub(crate) async fn local_logout(req: HttpRequest, sessions: web::Data<Sessions>
     sessions.remove(&req);
     let mut resp = page(
         "Logged out",
-        &format!("<h1>Logged out</h1><p>You are logged out of the local ALB.</p><p><a href=\"{LOGIN_PATH}\">Log in again</a></p>"),
+        &format!(
+            "<h1>Logged out</h1><p>You are logged out of the local ALB.</p><p><a href=\"{LOGIN_PATH}\">Log in again</a></p>"
+        ),
     );
     for c in sessions.expired_shards() {
         let _ = resp.add_cookie(&c);
@@ -343,7 +365,10 @@ mod tests {
 
     #[test]
     fn escaping_covers_attribute_breakers() {
-        assert_eq!(esc(r#"<a href="x">'&"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;");
+        assert_eq!(
+            esc(r#"<a href="x">'&"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
+        );
     }
 
     #[test]
@@ -353,8 +378,14 @@ mod tests {
         let names: Vec<_> = shards.iter().map(|c| c.name().to_owned()).collect();
         assert_eq!(
             names,
-            (0..4).map(|i| format!("AWSELBAuthSessionCookie-{i}")).collect::<Vec<_>>()
+            (0..4)
+                .map(|i| format!("AWSELBAuthSessionCookie-{i}"))
+                .collect::<Vec<_>>()
         );
-        assert!(shards.iter().all(|c| c.max_age() == Some(CookieDuration::ZERO)));
+        assert!(
+            shards
+                .iter()
+                .all(|c| c.max_age() == Some(CookieDuration::ZERO))
+        );
     }
 }

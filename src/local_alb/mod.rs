@@ -31,8 +31,7 @@ pub use token_cmd::TokenArgs;
 /// The local ALB's port in development (the API itself listens on 8080).
 pub const DEFAULT_PORT: u16 = 8081;
 /// The dev signer ARN, in the shape of a real ALB ARN (`local-1` is no AWS region).
-pub const DEV_SIGNER_ARN: &str =
-    "arn:aws:elasticloadbalancing:local-1:000000000000:loadbalancer/app/players-local/0123456789abcdef";
+pub const DEV_SIGNER_ARN: &str = "arn:aws:elasticloadbalancing:local-1:000000000000:loadbalancer/app/players-local/0123456789abcdef";
 /// The IdP app client the "ALB" logs browser users in with (the header's `client`).
 pub const DEFAULT_BROWSER_CLIENT_ID: &str = "local-browser";
 pub const DEFAULT_SERVICE_CLIENT_ID: &str = "local-service";
@@ -81,9 +80,24 @@ pub struct DevClient {
 /// The default dev users: one per default group of the contract.
 pub fn default_users() -> Vec<DevUser> {
     vec![
-        DevUser::new("admin", "a0000000-0000-4000-8000-000000000001", "Ada Admin", &["players-admin"]),
-        DevUser::new("editor", "a0000000-0000-4000-8000-000000000002", "Eddie Editor", &["players-editor"]),
-        DevUser::new("viewer", "a0000000-0000-4000-8000-000000000003", "Vera Viewer", &["players-viewer"]),
+        DevUser::new(
+            "admin",
+            "a0000000-0000-4000-8000-000000000001",
+            "Ada Admin",
+            &["players-admin"],
+        ),
+        DevUser::new(
+            "editor",
+            "a0000000-0000-4000-8000-000000000002",
+            "Eddie Editor",
+            &["players-editor"],
+        ),
+        DevUser::new(
+            "viewer",
+            "a0000000-0000-4000-8000-000000000003",
+            "Vera Viewer",
+            &["players-viewer"],
+        ),
     ]
 }
 
@@ -92,10 +106,15 @@ pub fn default_clients() -> Vec<DevClient> {
     vec![DevClient {
         client_id: DEFAULT_SERVICE_CLIENT_ID.to_owned(),
         secret: SecretString::from(DEFAULT_SERVICE_CLIENT_SECRET),
-        scopes: ["players/read", "players/write", "players/delete", "players/admin"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
+        scopes: [
+            "players/read",
+            "players/write",
+            "players/delete",
+            "players/admin",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect(),
     }]
 }
 
@@ -199,10 +218,16 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
         matches!(upstream.scheme(), "http" | "https"),
         "the upstream URL must be http(s)"
     );
-    anyhow::ensure!(!cfg.users.is_empty(), "the local ALB needs at least one dev user");
+    anyhow::ensure!(
+        !cfg.users.is_empty(),
+        "the local ALB needs at least one dev user"
+    );
     let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port))
         .with_context(|| format!("binding the local ALB to 127.0.0.1:{}", cfg.port))?;
-    let port = listener.local_addr().context("reading the bound address")?.port();
+    let port = listener
+        .local_addr()
+        .context("reading the bound address")?
+        .port();
     let base_url = format!("http://127.0.0.1:{port}");
     let issuer_url = format!("{base_url}{ISSUER_PATH}");
 
@@ -212,7 +237,10 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
         &issuer_url,
         &cfg.browser_client_id,
     )?);
-    let issuer = web::Data::new(issuer::Issuer::generate(issuer_url.clone(), cfg.clients.clone())?);
+    let issuer = web::Data::new(issuer::Issuer::generate(
+        issuer_url.clone(),
+        cfg.clients.clone(),
+    )?);
     let sessions = web::Data::new(login::Sessions::new(
         &cfg.cookie_name,
         cfg.session_ttl.as_secs() as i64,
@@ -228,7 +256,12 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
     );
 
     let mut group_choices: Vec<String> = Vec::new();
-    for g in cfg.users.iter().flat_map(|u| u.groups.iter()).chain(&cfg.extra_groups) {
+    for g in cfg
+        .users
+        .iter()
+        .flat_map(|u| u.groups.iter())
+        .chain(&cfg.extra_groups)
+    {
         if !group_choices.contains(g) {
             group_choices.push(g.clone());
         }
@@ -298,7 +331,10 @@ fn configure(cfg: &mut web::ServiceConfig) {
             &format!("{ISSUER_PATH}/.well-known/jwks.json"),
             web::get().to(issuer::jwks),
         )
-        .route(&format!("{ISSUER_PATH}/oauth2/token"), web::post().to(issuer::token))
+        .route(
+            &format!("{ISSUER_PATH}/oauth2/token"),
+            web::post().to(issuer::token),
+        )
         .default_service(web::to(proxy::forward));
 }
 
@@ -372,7 +408,10 @@ impl LocalAlb {
 
     /// Origins a browser uses to reach the API through this stand-in (`AUTH_PUBLIC_ORIGINS`).
     pub fn public_origins(&self) -> Vec<String> {
-        vec![self.base_url.clone(), format!("http://localhost:{}", self.port)]
+        vec![
+            self.base_url.clone(),
+            format!("http://localhost:{}", self.port),
+        ]
     }
 
     /// The API's identity configuration that trusts this stand-in, as the environment
@@ -385,7 +424,12 @@ impl LocalAlb {
             ("ALB_KEY_ENDPOINT", self.key_endpoint()),
             (
                 "ALB_GROUPS_SOURCE",
-                if self.groups_in_userinfo { "both" } else { "accesstoken" }.to_owned(),
+                if self.groups_in_userinfo {
+                    "both"
+                } else {
+                    "accesstoken"
+                }
+                .to_owned(),
             ),
             ("BEARER_ISSUER", self.issuer_url.clone()),
             ("BEARER_JWKS_URL", self.jwks_url()),
@@ -394,6 +438,19 @@ impl LocalAlb {
             ("AUTH_PUBLIC_ORIGINS", self.public_origins().join(",")),
             ("AUTH_SESSION_COOKIE_NAME", self.cookie_name.clone()),
         ]
+    }
+
+    /// What a developer needs to know, for printing at start-up (never a key or secret).
+    pub fn banner(&self) -> String {
+        format!(
+            "local ALB: open {base}/ (log in at {login}, log out at {base}/logout)\n\
+             service clients {clients}: TOKEN=$(players-api token --issuer {issuer} --scope players/read)\n\
+             then: curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/players",
+            base = self.base_url,
+            login = self.login_url(),
+            clients = self.client_ids[1..].join(", "),
+            issuer = self.issuer_url,
+        )
     }
 
     /// Mints an `x-amzn-oidc-data` value with this stand-in's key (for tests of the API).

@@ -128,7 +128,9 @@ fn identity(
             access_fresh_until,
         });
     }
-    let m = cached.as_ref().ok_or_else(|| anyhow::anyhow!("no minted tokens"))?;
+    let m = cached
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no minted tokens"))?;
     Ok(Identity {
         data: m.data.clone(),
         sub: user.sub.clone(),
@@ -142,10 +144,7 @@ fn new_trace_id() -> anyhow::Result<String> {
 }
 
 fn redirect_to_login(req: &HttpRequest) -> HttpResponse {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
     HttpResponse::Found()
         .insert_header((header::LOCATION, format!("{LOGIN_PATH}?next={next}")))
@@ -255,7 +254,11 @@ fn upstream_headers(
     let peer = req
         .peer_addr()
         .map_or(IpAddr::from([127, 0, 0, 1]), |a| a.ip());
-    let xff = match req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(prior) if !prior.trim().is_empty() => format!("{prior}, {peer}"),
         _ => peer.to_string(),
     };
@@ -334,7 +337,12 @@ mod tests {
         let (epoch, random) = rest.split_once('-').unwrap();
         assert_eq!(epoch.len(), 8);
         assert_eq!(random.len(), 24);
-        assert!(epoch.chars().chain(random.chars()).all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            epoch
+                .chars()
+                .chain(random.chars())
+                .all(|c| c.is_ascii_hexdigit())
+        );
         assert!(!t.contains("Self="));
     }
 
@@ -348,6 +356,8 @@ mod tests {
             .insert_header((header::AUTHORIZATION, "Basic abc"))
             .to_http_request();
         assert!(!is_bearer(&req));
-        assert!(!is_bearer(&actix_web::test::TestRequest::default().to_http_request()));
+        assert!(!is_bearer(
+            &actix_web::test::TestRequest::default().to_http_request()
+        ));
     }
 }

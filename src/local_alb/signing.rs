@@ -259,7 +259,10 @@ mod tests {
         c.groups = Some(vec!["players-admin".into()]);
         let token = signer().mint(&c, 1).unwrap();
         let payload = decode_json(token.split('.').nth(1).unwrap());
-        assert_eq!(payload["cognito:groups"], serde_json::json!(["players-admin"]));
+        assert_eq!(
+            payload["cognito:groups"],
+            serde_json::json!(["players-admin"])
+        );
     }
 
     #[test]

@@ -52,7 +52,10 @@ pub async fn fetch_token(args: &TokenArgs) -> anyhow::Result<SecretString> {
     let resp = client
         .post(&url)
         .basic_auth(&args.client, Some(args.secret.expose_secret()))
-        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
         .body(form.finish())
         .send()
         .await
