@@ -35,6 +35,19 @@ async fn echo(req: HttpRequest, body: web::Bytes) -> HttpResponse {
         }))
 }
 
+/// What the API's `GET /logout` does: expire every cookie shard, redirect to the IdP logout.
+fn api_logout(logout_url: &str) -> HttpResponse {
+    let mut resp = HttpResponse::Found();
+    resp.insert_header(("location", logout_url));
+    for i in 0..4 {
+        resp.append_header((
+            "set-cookie",
+            format!("AWSELBAuthSessionCookie-{i}=; Path=/; Max-Age=0; HttpOnly"),
+        ));
+    }
+    resp.finish()
+}
+
 struct Stand {
     alb: LocalAlb,
     echo: ServerHandle,
@@ -45,12 +58,26 @@ impl Stand {
     async fn start() -> Stand {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let echo_port = listener.local_addr().unwrap().port();
-        let server = HttpServer::new(|| App::new().default_service(web::to(echo)))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .unwrap()
-            .run();
+        // The IdP logout URL is only known once the local ALB is up; the echo server reads it late.
+        let logout_url_slot = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+        let slot = logout_url_slot.clone();
+        let server = HttpServer::new(move || {
+            let slot = slot.clone();
+            App::new()
+                .route(
+                    "/logout",
+                    web::get().to(move || {
+                        let resp = api_logout(slot.get().map_or("", String::as_str));
+                        async move { resp }
+                    }),
+                )
+                .default_service(web::to(echo))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
         let echo = server.handle();
         tokio::spawn(server);
         let alb = local_alb::start(LocalAlbConfig {
@@ -60,6 +87,7 @@ impl Stand {
         })
         .await
         .unwrap();
+        logout_url_slot.set(alb.logout_url()).unwrap();
         let http = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -461,22 +489,121 @@ async fn login_sets_the_alb_session_cookie_and_returns_to_the_page_asked_for() {
 #[tokio::test]
 async fn public_paths_pass_without_login_and_without_identity() {
     let stand = Stand::start().await;
-    for path in ["/health", "/ready", "/logout"] {
+    for path in ["/health", "/ready"] {
         let echoed = stand.echoed(spoofed(stand.http.get(stand.url(path)))).await;
         assert_eq!(echoed["path"], path);
         assert!(oidc_headers(&echoed).is_empty(), "{path}: {echoed}");
     }
-    // Even with a session, the logout path carries no identity.
+    // Even with a session, a public path carries no identity.
     let cookie = stand.login("user=admin").await;
     let echoed = stand
         .echoed(
             stand
                 .http
-                .get(stand.url("/logout"))
+                .get(stand.url("/health"))
                 .header(header::COOKIE, &cookie),
         )
         .await;
     assert!(oidc_headers(&echoed).is_empty());
+    stand.stop().await;
+}
+
+#[tokio::test]
+async fn api_logout_passes_through_and_its_response_reaches_the_browser() {
+    let stand = Stand::start().await;
+    let cookie = stand.login("user=admin").await;
+    let resp = stand
+        .http
+        .get(stand.url("/logout"))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    // The API's redirect and every Set-Cookie arrive unchanged.
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(
+        resp.headers()[header::LOCATION],
+        stand.alb.logout_url().as_str()
+    );
+    assert_eq!(resp.headers().get_all(header::SET_COOKIE).iter().count(), 4);
+    // And without a session it is not sent to the login page.
+    let resp = stand.http.get(stand.url("/logout")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    assert_eq!(
+        resp.headers()[header::LOCATION],
+        stand.alb.logout_url().as_str()
+    );
+    stand.stop().await;
+}
+
+#[tokio::test]
+async fn a_well_formed_trace_header_is_kept_and_bodies_over_the_cap_refused() {
+    let stand = Stand::start().await;
+    let echoed = stand
+        .echoed(stand.http.get(stand.url("/health")).header(
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        ))
+        .await;
+    assert_eq!(
+        header(&echoed, "x-amzn-trace-id"),
+        Some("Root=1-5759e988-bd862e3fe1be46a994272793")
+    );
+    let echoed = stand
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/health"))
+                .header("x-amzn-trace-id", "garbage"),
+        )
+        .await;
+    assert!(
+        header(&echoed, "x-amzn-trace-id")
+            .unwrap()
+            .starts_with("Root=1-")
+    );
+
+    let resp = stand
+        .http
+        .post(stand.url("/health"))
+        .body(vec![b'x'; 16 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    stand.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_session_logs_in_again() {
+    let stand = Stand::start().await;
+    let alb = local_alb::start(LocalAlbConfig {
+        port: 0,
+        upstream: "http://127.0.0.1:9".into(),
+        session_ttl: std::time::Duration::ZERO,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let resp = stand
+        .http
+        .post(format!("{}/login", alb.base_url()))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("user=admin")
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let resp = stand
+        .http
+        .get(format!("{}/v1/me", alb.base_url()))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    alb.stop().await;
     stand.stop().await;
 }
 
