@@ -13,6 +13,30 @@
 //!
 //! Keys are generated at start and live only in memory; nothing here logs a token, cookie or
 //! secret.
+//!
+//! Routes on the stand-in's port (everything else is proxied to the API):
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `GET /` | who is logged in, links |
+//! | `GET/POST /login` | the login page (dev users, optional group override) |
+//! | `GET /local-logout` | the IdP logout page the API's `/logout` redirects to (public) |
+//! | `GET /alb-keys/{kid}` | the ALB public key, PEM SPKI |
+//! | `GET /issuer/.well-known/jwks.json` | the local issuer's JWKS |
+//! | `POST /issuer/oauth2/token` | `client_credentials` grant |
+//!
+//! How the API trusts it — [`LocalAlb::api_env`] gives these, through the normal settings:
+//!
+//! | variable | value |
+//! | --- | --- |
+//! | `ALB_SIGNER_ARNS` | [`DEV_SIGNER_ARN`] |
+//! | `ALB_KEY_ENDPOINT` | `{base}/alb-keys` |
+//! | `ALB_ISSUER` / `BEARER_ISSUER` | `{base}/issuer` |
+//! | `ALB_CLIENT_ID` | `local-browser` |
+//! | `ALB_GROUPS_SOURCE` | `accesstoken` (groups travel in the access token, as with Cognito) |
+//! | `BEARER_CLIENT_IDS` | `local-browser,local-service` |
+//! | `AUTH_LOGOUT_URL` | `{base}/local-logout` |
+//! | `AUTH_PUBLIC_ORIGINS` | `http://127.0.0.1:{port},http://localhost:{port}` |
 
 pub mod issuer;
 pub mod login;
