@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod local_alb;
 pub mod routes;
 pub mod startup;
 pub mod store;
