@@ -214,10 +214,8 @@ impl ResponseError for ApiError {
             ApiError::InvalidToken {
                 scheme: Scheme::Bearer,
             } => {
-                builder.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    r#"Bearer error="invalid_token""#,
-                ));
+                builder
+                    .insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
             }
             ApiError::Unauthenticated => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -269,6 +267,9 @@ mod tests {
             resp.headers().get(header::WWW_AUTHENTICATE).unwrap(),
             r#"Bearer error="invalid_token""#
         );
-        assert_eq!(resp.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
+        assert_eq!(
+            resp.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
     }
 }

@@ -1,5 +1,9 @@
 //! Logs, request ids and (later) metrics and traces.
 
+pub mod metrics;
+pub mod otel;
+pub mod xray;
+
 use crate::auth::Principal;
 
 tokio::task_local! {
