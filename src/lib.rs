@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod error;
 pub mod routes;
+pub mod secrets;
 pub mod telemetry;
