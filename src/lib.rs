@@ -4,4 +4,5 @@ pub mod auth;
 pub mod error;
 pub mod routes;
 pub mod secrets;
+pub mod shutdown;
 pub mod telemetry;
