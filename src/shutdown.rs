@@ -140,6 +140,15 @@ where
     }
 }
 
+/// Writes the last metrics interval and exports buffered spans; call after
+/// [`run_until_stopped`] returned, before exiting 0.
+pub fn flush_telemetry(otel: Option<&crate::telemetry::otel::OtelGuard>, timeout: Duration) {
+    crate::telemetry::metrics::flush();
+    if let Some(guard) = otel {
+        guard.shutdown(timeout);
+    }
+}
+
 /// `players-api healthcheck`: GET `/health` on the local listener; `Ok` on 200. For the
 /// container health check of a distroless image (no curl). An unspecified listen address
 /// (`0.0.0.0`, `::`) is probed on loopback.

@@ -219,6 +219,16 @@ impl CredentialRefresher {
         self.with_auth_retry(|| pool.acquire()).await
     }
 
+    /// Spawns the scheduled re-read if `SECRET_REFRESH_INTERVAL_SECS` is not 0.
+    pub fn spawn_schedule_from(
+        &self,
+        settings: &super::SecretsSettings,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        settings
+            .refresh_interval()
+            .map(|every| self.spawn_schedule(every))
+    }
+
     /// Re-reads the secret every `interval` until the task is aborted.
     pub fn spawn_schedule(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
