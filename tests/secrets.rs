@@ -760,3 +760,76 @@ async fn rotation_under_load_drops_no_request() {
         SUPERUSER_PW,
     ]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The production path: settings and endpoint from the environment, default credential chain.
+// Environment variables are process-wide, so the check runs in a child process (this test
+// binary re-run on this one test).
+
+#[derive(clap::Parser)]
+struct EnvCli {
+    #[command(flatten)]
+    secrets: SecretsSettings,
+}
+
+const CHILD_FLAG: &str = "PLAYERS_SECRETS_TEST_CHILD";
+
+#[tokio::test(flavor = "current_thread")]
+async fn default_chain_reads_settings_and_endpoint_from_the_environment() {
+    if std::env::var_os(CHILD_FLAG).is_some() {
+        use clap::Parser;
+        let cli = EnvCli::parse_from(["players-api"]);
+        let (loaded, client) = players_api::secrets::load_startup_secrets(&cli.secrets)
+            .await
+            .expect("loads through the default chain");
+        assert!(client.is_some());
+        let db = loaded.db.expect("DB_SECRET_ARN was read");
+        assert_eq!(db.username, "env_app");
+        assert_eq!(db.password.expose_secret(), "Env-Pw-9");
+        assert_eq!(cli.secrets.startup_deadline_secs, 15);
+        assert_eq!(
+            cli.secrets.refresh_interval(),
+            Some(Duration::from_secs(120))
+        );
+        return;
+    }
+    let moto = Moto::start();
+    let conf = sdk_config(&moto.url).await;
+    let arn = create_secret(
+        &conf,
+        "players/env",
+        r#"{"username":"env_app","password":"Env-Pw-9"}"#,
+    )
+    .await;
+    for endpoint_var in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "default_chain_reads_settings_and_endpoint_from_the_environment",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_FLAG, "1")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ENDPOINT_URL_SECRETS_MANAGER")
+            .env_remove("AWS_PROFILE")
+            .env(endpoint_var, &moto.url)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("DB_SECRET_ARN", &arn)
+            .env("STARTUP_DEADLINE_SECS", "15")
+            .env("SECRET_REFRESH_INTERVAL_SECS", "120")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child with {endpoint_var} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
