@@ -222,8 +222,8 @@ fn status_class(status: u16) -> usize {
     (status / 100).clamp(1, 5) as usize - 1
 }
 
-fn bounded_key<'a>(map_len: usize, exists: bool, key: &'a str) -> &'a str {
-    if exists || map_len < MAX_KEYS {
+fn bounded_key(map_len: usize, key: &str) -> &str {
+    if map_len < MAX_KEYS {
         key
     } else {
         OVERFLOW_KEY
@@ -267,7 +267,7 @@ impl Recorder {
                 Some(s) => s,
                 None => agg
                     .routes
-                    .entry(bounded_key(len, false, route).to_owned())
+                    .entry(bounded_key(len, route).to_owned())
                     .or_default(),
             };
             let slot = stats[status_class(status)].get_or_insert_with(RouteStats::default);
@@ -284,7 +284,7 @@ impl Recorder {
                 Some(n) => *n += 1,
                 None => {
                     *agg.auth_failures
-                        .entry(bounded_key(len, false, reason).to_owned())
+                        .entry(bounded_key(len, reason).to_owned())
                         .or_default() += 1
                 }
             }
@@ -575,10 +575,10 @@ pub fn emf_violations(doc: &Value) -> Vec<String> {
             if name.is_empty() || name.len() > 1024 {
                 errs.push(format!("bad metric name {name:?}"));
             }
-            if let Some(unit) = m.get("Unit") {
-                if !unit.as_str().is_some_and(|u| UNITS.contains(&u)) {
-                    errs.push(format!("metric {name}: invalid unit {unit}"));
-                }
+            if let Some(unit) = m.get("Unit")
+                && !unit.as_str().is_some_and(|u| UNITS.contains(&u))
+            {
+                errs.push(format!("metric {name}: invalid unit {unit}"));
             }
             match root.get(name) {
                 Some(Value::Number(_)) => {}

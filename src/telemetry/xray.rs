@@ -99,10 +99,11 @@ impl TraceHeader {
                     }
                     root = Some(parsed);
                 }
-                k if k.eq_ignore_ascii_case("Parent") => {
-                    if value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        parent = Some(value.to_ascii_lowercase());
-                    }
+                k if k.eq_ignore_ascii_case("Parent")
+                    && value.len() == 16
+                    && value.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    parent = Some(value.to_ascii_lowercase());
                 }
                 k if k.eq_ignore_ascii_case("Sampled") => {
                     sampled = match value {
@@ -111,10 +112,8 @@ impl TraceHeader {
                         _ => None,
                     };
                 }
-                k if k.eq_ignore_ascii_case("Self") => {
-                    if XrayTraceId::parse(value).is_some() {
-                        self_id = Some(value.to_owned());
-                    }
+                k if k.eq_ignore_ascii_case("Self") && XrayTraceId::parse(value).is_some() => {
+                    self_id = Some(value.to_owned());
                 }
                 _ => {}
             }
