@@ -87,9 +87,12 @@ pub async fn termination_signal() -> &'static str {
 /// docs. The server must be built with `.disable_signals()` (else actix stops on SIGTERM by
 /// itself, at once) and `.shutdown_timeout(settings.timeout_secs)` (actix bounds the drain).
 /// Metrics and traces are flushed by the caller after this returns.
+///
+/// `start_draining` runs the moment the signal arrives: it makes `/ready` answer 503 (e.g.
+/// `|| draining.start()`, or the routes' own shutdown flag).
 pub async fn run_until_stopped<S>(
     server: actix_web::dev::Server,
-    draining: Draining,
+    start_draining: impl FnOnce(),
     settings: &ShutdownSettings,
     signal: S,
 ) -> std::io::Result<()>
@@ -102,7 +105,7 @@ where
         res = &mut server => return res,
         name = signal => name,
     };
-    draining.start();
+    start_draining();
     tracing::info!(
         event = "shutdown",
         signal = name,
@@ -244,7 +247,7 @@ mod tests {
         let srv = tokio::spawn({
             let draining = draining.clone();
             let settings = settings.clone();
-            async move { run_until_stopped(server, draining, &settings, signal).await }
+            async move { run_until_stopped(server, || draining.start(), &settings, signal).await }
         });
 
         let base = format!("http://127.0.0.1:{port}");

@@ -3,6 +3,7 @@
 //! The server depends only on the `Authenticator` trait; `startup` is handed the
 //! implementation, so production verifiers and test doubles plug in the same way.
 
+pub mod dev;
 mod permission;
 mod principal;
 
