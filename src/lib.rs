@@ -8,6 +8,8 @@ pub mod domain;
 pub mod error;
 pub mod local_alb;
 pub mod routes;
+pub mod secrets;
+pub mod shutdown;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
