@@ -403,7 +403,7 @@ async fn endpoint_down_known_kid_still_works_unknown_kid_is_401() {
     assert_rejected(&auth, &f.key.token(), "key_penalty").await;
     // ...and for the first verifier, drop every route: the cached key keeps working.
     f.server.routes.lock().unwrap().clear();
-    let fresh = f.key.token().replace("", "");
+    let fresh = f.key.token();
     assert!(outcome(&f.auth, &fresh).await.is_ok());
     let unknown = AlbKeyPair::generate();
     assert_rejected(&f.auth, &unknown.token(), "key_fetch_status").await;
@@ -434,7 +434,7 @@ async fn endpoint_returning_an_rsa_key() {
 }
 
 fn fixture_pem(name: &str) -> Vec<u8> {
-    fixture(name).into_bytes()
+    auth_support::fixture(name).into_bytes()
 }
 
 #[tokio::test]

@@ -209,6 +209,10 @@ pub async fn dead_endpoint() -> String {
     base
 }
 
+pub fn fixture_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
@@ -226,9 +230,9 @@ impl Issuer {
     pub fn new(issuer: &str) -> Self {
         Issuer {
             issuer: issuer.to_owned(),
-            rsa: jsonwebtoken::EncodingKey::from_rsa_pem(fixture("rsa-test-key.pem").as_bytes()).unwrap(),
+            rsa: jsonwebtoken::EncodingKey::from_rsa_der(&fixture_bytes("rsa-test-key.pkcs1.der")),
             rsa_kid: "rsa-1".into(),
-            ec: jsonwebtoken::EncodingKey::from_ec_pem(fixture("ec-test-key.pem").as_bytes()).unwrap(),
+            ec: jsonwebtoken::EncodingKey::from_ec_der(&fixture_bytes("ec-test-key.pkcs8.der")),
             ec_kid: "ec-1".into(),
         }
     }
