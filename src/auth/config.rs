@@ -242,6 +242,14 @@ impl AuthSettings {
         }
     }
 
+    /// What `GET /logout` needs.
+    pub fn logout_config(&self) -> crate::routes::logout::LogoutConfig {
+        crate::routes::logout::LogoutConfig {
+            cookie_name: self.auth_session_cookie_name.clone(),
+            logout_url: self.auth_logout_url.clone().filter(|u| !u.is_empty()),
+        }
+    }
+
     /// Builds the verifiers (no network I/O happens here).
     pub fn build_verifiers(&self) -> Result<(Option<AlbVerifier>, Option<BearerVerifier>), AuthConfigError> {
         let alb = self.build_alb_config()?.map(AlbVerifier::new).transpose()?;

@@ -279,3 +279,91 @@ impl Issuer {
         jsonwebtoken::encode(&header, claims, key).unwrap()
     }
 }
+
+/// Everything needed to authenticate as each kind of caller against a real authenticator:
+/// an ALB key endpoint and a JWKS served locally, and headers for each persona.
+pub struct Identities {
+    pub alb_key: AlbKeyPair,
+    pub issuer: Issuer,
+    pub server: TestServer,
+    pub authenticator: std::sync::Arc<players_api::auth::IdentityAuthenticator>,
+}
+
+pub const PUBLIC_ORIGIN: &str = "https://players.example.com";
+pub const SERVICE_CLIENT: &str = "svc-client";
+
+#[derive(Clone, Debug)]
+pub enum Persona {
+    Anonymous,
+    /// A browser user in these Cognito groups.
+    User(&'static str, Vec<&'static str>),
+    /// A service with these scopes.
+    Service(Vec<&'static str>),
+}
+
+impl Identities {
+    pub async fn start() -> Identities {
+        use players_api::auth::{
+            IdentityAuthenticator,
+            alb::{AlbVerifier, AlbVerifierConfig, SignerArn},
+            bearer::{BearerVerifier, BearerVerifierConfig},
+            config::GroupsSource,
+            policy::PermissionPolicy,
+        };
+        let server = TestServer::start().await;
+        let alb_key = AlbKeyPair::generate();
+        server.set(&format!("/alb/{}", alb_key.kid), Reply::Ok(alb_key.public_pem().into_bytes()));
+        let issuer = Issuer::new(&format!("{}/idp", server.base));
+        server.set("/idp/.well-known/jwks.json", Reply::Ok(issuer.jwks()));
+        let mut ac = AlbVerifierConfig::new(vec![SignerArn::parse(ARN).unwrap()]);
+        ac.issuer = Some(ISSUER.into());
+        ac.client_id = Some(CLIENT.into());
+        ac.key_endpoint = Some(format!("{}/alb", server.base));
+        let mut bc = BearerVerifierConfig::new(issuer.issuer.clone());
+        bc.client_ids = vec![SERVICE_CLIENT.into()];
+        let authenticator = IdentityAuthenticator::new(
+            Some(std::sync::Arc::new(AlbVerifier::new(ac).unwrap())),
+            Some(std::sync::Arc::new(BearerVerifier::new(bc).unwrap())),
+            PermissionPolicy::default(),
+            GroupsSource::Both,
+            "cognito:groups",
+            vec![PUBLIC_ORIGIN.into()],
+        );
+        Identities {
+            alb_key,
+            issuer,
+            server,
+            authenticator: std::sync::Arc::new(authenticator),
+        }
+    }
+
+    /// An ALB header for `sub` in `groups`.
+    pub fn alb_header(&self, sub: &str, groups: &[&str]) -> String {
+        let exp = now() + 600;
+        let mut h = self.alb_key.header();
+        h["exp"] = json!(exp);
+        let mut c = self.alb_key.claims(exp);
+        c["sub"] = json!(sub);
+        c["cognito:groups"] = json!(groups);
+        self.alb_key.sign(&h, &c, true)
+    }
+
+    pub fn service_token(&self, scopes: &[&str]) -> String {
+        self.issuer.sign_rs256(&self.issuer.access_claims(SERVICE_CLIENT, &scopes.join(" ")))
+    }
+
+    /// Headers that authenticate as `persona` (same-origin, as a browser would send them).
+    pub fn headers(&self, persona: &Persona) -> Vec<(String, String)> {
+        match persona {
+            Persona::Anonymous => vec![],
+            Persona::User(sub, groups) => vec![
+                ("x-amzn-oidc-data".into(), self.alb_header(sub, groups)),
+                ("origin".into(), PUBLIC_ORIGIN.into()),
+            ],
+            Persona::Service(scopes) => vec![(
+                "authorization".into(),
+                format!("Bearer {}", self.service_token(scopes)),
+            )],
+        }
+    }
+}
