@@ -62,6 +62,8 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("not found")]
     NotFound,
+    #[error("no such route")]
+    NoRoute,
     #[error("club number already taken in this team")]
     ClubNumberTaken,
     #[error("idempotency key reused with a different request")]
@@ -99,6 +101,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Validation(_) => "validation_failed",
             ApiError::NotFound => "not_found",
+            ApiError::NoRoute => "route_not_found",
             ApiError::ClubNumberTaken => "club_number_taken",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PreconditionFailed => "precondition_failed",
@@ -119,7 +122,7 @@ impl ApiError {
             ApiError::MalformedJson(_) => "Malformed JSON body",
             ApiError::BadRequest { .. } => "Invalid request",
             ApiError::Validation(_) => "Validation failed",
-            ApiError::NotFound => "Not found",
+            ApiError::NotFound | ApiError::NoRoute => "Not found",
             ApiError::ClubNumberTaken => "Club number taken",
             ApiError::IdempotencyKeyReused => "Idempotency key reused",
             ApiError::PreconditionFailed => "Precondition failed",
@@ -143,6 +146,7 @@ impl ApiError {
                 format!("{} field(s) failed validation", errors.len())
             }
             ApiError::NotFound => "no such resource".into(),
+            ApiError::NoRoute => "no route matches this path".into(),
             ApiError::ClubNumberTaken => {
                 "another player of this team already wears this club number".into()
             }
@@ -190,7 +194,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::MalformedJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::ClubNumberTaken | ApiError::IdempotencyKeyReused => StatusCode::CONFLICT,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -214,10 +218,8 @@ impl ResponseError for ApiError {
             ApiError::InvalidToken {
                 scheme: Scheme::Bearer,
             } => {
-                builder.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    r#"Bearer error="invalid_token""#,
-                ));
+                builder
+                    .insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
             }
             ApiError::Unauthenticated => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -269,6 +271,9 @@ mod tests {
             resp.headers().get(header::WWW_AUTHENTICATE).unwrap(),
             r#"Bearer error="invalid_token""#
         );
-        assert_eq!(resp.headers().get(header::CONTENT_TYPE).unwrap(), PROBLEM_JSON);
+        assert_eq!(
+            resp.headers().get(header::CONTENT_TYPE).unwrap(),
+            PROBLEM_JSON
+        );
     }
 }

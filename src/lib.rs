@@ -1,6 +1,12 @@
 //! players-api: a player-management REST API for football clubs.
 
+pub mod app;
 pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
 pub mod error;
 pub mod routes;
+pub mod startup;
+pub mod store;
 pub mod telemetry;

@@ -1,1 +1,27 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use players_api::{
+    app,
+    cli::{Cli, Command, DevArgs},
+};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Serve(settings)) => app::serve(*settings).await,
+        Some(Command::Migrate(args)) => app::migrate(args).await,
+        Some(Command::Dev(args)) => app::dev(args).await,
+        Some(Command::VerifyAlbHeader(args)) => return players_api::auth::cli::run(args).await,
+        None => app::dev(DevArgs::parse_default()).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming what failed and why (the cause chain), never a secret value.
+            eprintln!("players-api: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -138,6 +138,21 @@ pub enum AuthConfigError {
     BadOrigin(String),
 }
 
+impl AuthConfigError {
+    /// The environment variable to fix.
+    pub fn variable(&self) -> &'static str {
+        match self {
+            AuthConfigError::NothingConfigured | AuthConfigError::Arn(_) => "ALB_SIGNER_ARNS",
+            AuthConfigError::Alb(AlbConfigError::NoSigners) => "ALB_SIGNER_ARNS",
+            AuthConfigError::Alb(AlbConfigError::NoEndpoint(_)) => "ALB_KEY_ENDPOINT",
+            AuthConfigError::Bearer(_) => "BEARER_CLIENT_IDS",
+            AuthConfigError::Mapping(_) => "AUTH_GROUP_PERMISSIONS",
+            AuthConfigError::AccessTokenNeedsBearer => "ALB_GROUPS_SOURCE",
+            AuthConfigError::BadOrigin(_) => "AUTH_PUBLIC_ORIGINS",
+        }
+    }
+}
+
 /// Normalised origin (`scheme://host[:port]`, lower case, no trailing slash), or `None`.
 pub(crate) fn normalise_origin(o: &str) -> Option<String> {
     let url = url::Url::parse(o.trim()).ok()?;

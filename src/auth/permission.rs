@@ -121,7 +121,9 @@ mod tests {
 
     #[test]
     fn set_holds_exactly_what_was_inserted() {
-        let set: PermissionSet = [Permission::PlayersRead, Permission::Admin].into_iter().collect();
+        let set: PermissionSet = [Permission::PlayersRead, Permission::Admin]
+            .into_iter()
+            .collect();
         assert!(set.contains(Permission::PlayersRead));
         assert!(set.contains(Permission::Admin));
         assert!(!set.contains(Permission::PlayersWrite));

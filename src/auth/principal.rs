@@ -75,7 +75,10 @@ impl FromRequest for Principal {
                 .app_data::<web::Data<dyn Authenticator>>()
                 .cloned()
                 .ok_or_else(|| ApiError::internal_msg("no authenticator registered"))?;
-            let principal = authenticator.authenticate(&req).await.map_err(ApiError::from)?;
+            let principal = authenticator
+                .authenticate(&req)
+                .await
+                .map_err(ApiError::from)?;
             crate::telemetry::record_principal(&principal);
             let route = crate::routes::route_spec(&req).filter(|r| !r.public).ok_or_else(|| {
                 tracing::error!(

@@ -3,13 +3,48 @@
 //! compare it with the router and the OpenAPI document.
 
 pub mod admin;
+pub mod docs;
+pub mod extract;
+pub mod health;
 pub mod logout;
 pub mod me;
+mod merge_patch;
+pub mod players;
 
-use actix_web::{HttpRequest, http::Method};
+use actix_web::{HttpRequest, error::QueryPayloadError, http::Method, web};
 use serde::Serialize;
 
-use crate::auth::Permission;
+use crate::{auth::Permission, error::ApiError};
+
+/// Registers every route of the service.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
+        .configure(health::configure)
+        .configure(docs::configure)
+        .configure(players::configure)
+        .configure(me::configure)
+        .configure(admin::configure)
+        .configure(logout::configure);
+}
+
+fn query_error(e: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest {
+        code: "invalid_query",
+        detail: e.to_string(),
+    }
+    .into()
+}
+
+/// The answer for a method a resource does not have.
+pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// The answer for a path no route matches.
+pub async fn no_route() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NoRoute)
+}
 
 /// One route of the API.
 #[derive(Clone, Copy, Debug, Serialize)]

@@ -1,0 +1,61 @@
+//! The command line: `players-api <command>`; a bare `players-api` runs `dev`.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{DatabaseSettings, LogSettings, ServeSettings};
+
+#[derive(Parser, Debug)]
+#[command(name = "players-api", version, about = "Player-management REST API")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Production server; every setting from the environment.
+    Serve(Box<ServeSettings>),
+    /// Apply database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Local quick start: embedded SQLite, zero configuration, bound to 127.0.0.1.
+    Dev(DevArgs),
+    /// Verify a captured x-amzn-oidc-data header (read from stdin) with the server's code.
+    VerifyAlbHeader(crate::auth::cli::VerifyAlbHeaderArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub log: LogSettings,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevArgs {
+    /// Where the API listens. Always a loopback address.
+    #[arg(long, env = "DEV_LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: SocketAddr,
+
+    /// Database for local runs (a PostgreSQL URL works too, e.g. for benchmarks).
+    #[arg(
+        long,
+        env = "DEV_DATABASE_URL",
+        default_value = "sqlite:players-dev.db"
+    )]
+    pub database_url: String,
+}
+
+impl DevArgs {
+    /// `dev`'s settings when no subcommand is given (a bare `cargo run`).
+    pub fn parse_default() -> DevArgs {
+        #[derive(Parser)]
+        struct Bare {
+            #[command(flatten)]
+            dev: DevArgs,
+        }
+        Bare::parse_from(["players-api"]).dev
+    }
+}

@@ -1,0 +1,247 @@
+//! The validated parts of a player. Each type can only be built by its `parse`, so a value of
+//! the type is valid by construction ("parse, don't validate").
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::FieldError;
+
+/// A trimmed text of 1..=`max` characters with no control characters.
+fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(FieldError::new(field, "empty", "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            "too_long",
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            field,
+            "control_character",
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A player's name: 1-100 characters after trimming, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayerName(String);
+
+impl PlayerName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        bounded_text("name", raw, Self::MAX_CHARS).map(PlayerName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form the case-insensitive name filter searches (Unicode lower case, computed here
+    /// so both databases fold the same way).
+    pub fn folded(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// A club name: 1-100 characters after trimming, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TeamName(String);
+
+impl TeamName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        bounded_text("team", raw, Self::MAX_CHARS).map(TeamName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A date of birth between 1900-01-01 and today (UTC), inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateOfBirth(NaiveDate);
+
+impl DateOfBirth {
+    pub fn earliest() -> NaiveDate {
+        NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN)
+    }
+
+    pub fn parse(raw: &str, today: NaiveDate) -> Result<Self, FieldError> {
+        let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+            FieldError::new(
+                "date_of_birth",
+                "invalid_date",
+                "must be an ISO date (YYYY-MM-DD)",
+            )
+        })?;
+        Self::new(date, today)
+    }
+
+    pub fn new(date: NaiveDate, today: NaiveDate) -> Result<Self, FieldError> {
+        if date > today {
+            return Err(FieldError::new(
+                "date_of_birth",
+                "in_future",
+                "must not be in the future",
+            ));
+        }
+        if date < Self::earliest() {
+            return Err(FieldError::new(
+                "date_of_birth",
+                "too_early",
+                "must not be before 1900-01-01",
+            ));
+        }
+        Ok(DateOfBirth(date))
+    }
+
+    pub fn date(&self) -> NaiveDate {
+        self.0
+    }
+}
+
+/// Where a player plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Position {
+    Goalkeeper,
+    Defender,
+    Midfielder,
+    Forward,
+}
+
+impl Position {
+    pub const ALL: [Position; 4] = [
+        Position::Goalkeeper,
+        Position::Defender,
+        Position::Midfielder,
+        Position::Forward,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Position::Goalkeeper => "goalkeeper",
+            Position::Defender => "defender",
+            Position::Midfielder => "midfielder",
+            Position::Forward => "forward",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Position> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// A shirt number, 1-99.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShirtNumber(u8);
+
+impl ShirtNumber {
+    pub fn parse(field: &str, n: i64) -> Result<Self, FieldError> {
+        match u8::try_from(n) {
+            Ok(v @ 1..=99) => Ok(ShirtNumber(v)),
+            _ => Err(FieldError::new(
+                field,
+                "out_of_range",
+                "must be between 1 and 99",
+            )),
+        }
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(
+            PlayerName::parse("  Bukayo Saka ").unwrap().as_str(),
+            "Bukayo Saka"
+        );
+        assert_eq!(PlayerName::parse("   ").unwrap_err().code, "empty");
+        assert!(
+            PlayerName::parse(&"é".repeat(100)).is_ok(),
+            "100 chars, not bytes"
+        );
+        assert_eq!(
+            PlayerName::parse(&"a".repeat(101)).unwrap_err().code,
+            "too_long"
+        );
+        assert_eq!(
+            PlayerName::parse("a\u{0}b").unwrap_err().code,
+            "control_character"
+        );
+        assert_eq!(
+            PlayerName::parse("a\nb").unwrap_err().code,
+            "control_character"
+        );
+    }
+
+    #[test]
+    fn folded_name_is_unicode_lower_case() {
+        assert_eq!(
+            PlayerName::parse("ÉDER Militão").unwrap().folded(),
+            "éder militão"
+        );
+    }
+
+    #[test]
+    fn team_has_the_same_rules_with_its_own_field_name() {
+        let e = TeamName::parse("").unwrap_err();
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("team", "empty"));
+    }
+
+    #[test]
+    fn date_of_birth_bounds() {
+        assert!(DateOfBirth::parse("1900-01-01", today()).is_ok());
+        assert_eq!(
+            DateOfBirth::parse("1899-12-31", today()).unwrap_err().code,
+            "too_early"
+        );
+        assert!(DateOfBirth::parse("2026-11-21", today()).is_ok());
+        assert_eq!(
+            DateOfBirth::parse("2026-11-22", today()).unwrap_err().code,
+            "in_future"
+        );
+        assert_eq!(
+            DateOfBirth::parse("21/11/2000", today()).unwrap_err().code,
+            "invalid_date"
+        );
+        assert_eq!(
+            DateOfBirth::parse("2000-02-30", today()).unwrap_err().code,
+            "invalid_date"
+        );
+    }
+
+    #[test]
+    fn shirt_numbers_are_1_to_99() {
+        assert!(ShirtNumber::parse("club_number", 1).is_ok());
+        assert!(ShirtNumber::parse("club_number", 99).is_ok());
+        for bad in [0, 100, -1, 256, i64::MAX] {
+            assert_eq!(
+                ShirtNumber::parse("club_number", bad).unwrap_err().code,
+                "out_of_range"
+            );
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! Request parsing shared by the route modules: bodies (content type, size cap, JSON syntax),
+//! conditional headers, path ids. Every failure is an `ApiError`, so it renders as problem+json.
+
+use actix_web::{
+    HttpRequest,
+    http::header::{self, HeaderMap},
+    web,
+};
+use futures_util::StreamExt;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Request bodies above this size are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub const JSON: &str = "application/json";
+pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
+
+/// Checks the content type against `accepted`, reads at most `MAX_BODY_BYTES` and parses the
+/// body as JSON (syntax only; the caller validates the shape).
+pub async fn json_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    accepted: &[&str],
+) -> Result<Value, ApiError> {
+    let essence = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if !essence.is_some_and(|e| accepted.contains(&e.as_str())) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest {
+            code: "invalid_body",
+            detail: format!("could not read the request body: {e}"),
+        })?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))
+}
+
+/// A player id from the path; anything that is not a UUID names no player (404).
+pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
+/// The entity tags of an `If-Match` or `If-None-Match` header.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EntityTags {
+    Any,
+    List(Vec<String>),
+}
+
+impl EntityTags {
+    pub fn from_header(headers: &HeaderMap, name: header::HeaderName) -> Option<EntityTags> {
+        let raw = headers.get(name)?.to_str().ok()?.trim();
+        if raw == "*" {
+            return Some(EntityTags::Any);
+        }
+        Some(EntityTags::List(
+            raw.split(',')
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect(),
+        ))
+    }
+
+    /// Strong comparison (If-Match).
+    pub fn matches_strong(&self, etag: &str) -> bool {
+        match self {
+            EntityTags::Any => true,
+            EntityTags::List(tags) => tags.iter().any(|t| t == etag),
+        }
+    }
+
+    /// Weak comparison (If-None-Match): `W/"3"` matches `"3"`.
+    pub fn matches_weak(&self, etag: &str) -> bool {
+        match self {
+            EntityTags::Any => true,
+            EntityTags::List(tags) => tags
+                .iter()
+                .any(|t| t.strip_prefix("W/").unwrap_or(t) == etag),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderValue, IF_MATCH};
+
+    fn tags(v: &str) -> EntityTags {
+        let mut h = HeaderMap::new();
+        h.insert(IF_MATCH, HeaderValue::from_str(v).unwrap());
+        EntityTags::from_header(&h, IF_MATCH).unwrap()
+    }
+
+    #[test]
+    fn entity_tags() {
+        assert!(tags("*").matches_strong("\"1\""));
+        assert!(tags("\"1\", \"2\"").matches_strong("\"2\""));
+        assert!(!tags("\"1\"").matches_strong("\"2\""));
+        assert!(
+            !tags("W/\"2\"").matches_strong("\"2\""),
+            "If-Match compares strongly"
+        );
+        assert!(tags("W/\"2\"").matches_weak("\"2\""));
+    }
+
+    #[test]
+    fn path_ids_that_are_not_uuids_are_not_found() {
+        assert!(matches!(path_id("nope"), Err(ApiError::NotFound)));
+        assert!(path_id("0190c8a5-1234-7abc-8def-0123456789ab").is_ok());
+    }
+}

@@ -1,0 +1,101 @@
+//! Building the HTTP application from its dependencies. Tests build it the same way, on
+//! port 0, with their own store and authenticator.
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{
+    App, HttpRequest, HttpServer,
+    dev::{Server, ServerHandle},
+    error::JsonPayloadError,
+    middleware::from_fn,
+    web,
+};
+
+use crate::{
+    auth::Authenticator,
+    error::ApiError,
+    routes::{
+        self,
+        extract::MAX_BODY_BYTES,
+        health::{ReadyTimeout, ShutdownFlag},
+    },
+    store::PlayerStore,
+    telemetry::request::request_context,
+};
+
+/// Everything the handlers depend on, built once.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn PlayerStore>,
+    pub authenticator: Arc<dyn Authenticator + Send + Sync>,
+    /// `GET /logout`: cookie name and IdP logout URL.
+    pub logout: routes::logout::LogoutConfig,
+    pub ready_timeout: Duration,
+    pub shutdown: ShutdownFlag,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Serves on `listener` (bind it to port 0 in tests).
+    pub fn build(listener: TcpListener, state: AppState) -> anyhow::Result<Application> {
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || {
+            let authenticator: Arc<dyn Authenticator> = state.authenticator.clone();
+            App::new()
+                .wrap(from_fn(request_context))
+                .app_data(web::Data::from(state.store.clone()))
+                .app_data(web::Data::from(authenticator))
+                .app_data(web::Data::new(state.logout.clone()))
+                .app_data(web::Data::new(ReadyTimeout(state.ready_timeout)))
+                .app_data(web::Data::new(state.shutdown.clone()))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(MAX_BODY_BYTES)
+                        .error_handler(json_error),
+                )
+                .configure(routes::configure)
+                .default_service(web::to(routes::no_route))
+        })
+        .listen(listener)?
+        .disable_signals()
+        .shutdown_timeout(30)
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server (gracefully, draining in-flight requests) from elsewhere.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The JSON extractor's rejections as problem documents, like every other error.
+fn json_error(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    match e {
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            ApiError::PayloadTooLarge
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::Validation(vec![crate::error::FieldError::new(
+                "",
+                "invalid_body",
+                e.to_string(),
+            )])
+        }
+        other => ApiError::MalformedJson(other.to_string()),
+    }
+    .into()
+}

@@ -1,0 +1,200 @@
+//! Storage of players. `PlayerStore` is the contract; `postgres` (production) and `sqlite`
+//! (embedded, the zero-configuration default) implement it, and the same test suite runs
+//! against both (`tests/store_contract.rs`).
+
+mod cursor;
+mod migrations;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{NewPlayer, Player, Position};
+
+pub use cursor::{Cursor, CursorError};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("player not found")]
+    NotFound,
+    #[error("club number already taken in this team")]
+    ClubNumberTaken,
+    #[error("version mismatch")]
+    VersionMismatch,
+    #[error("idempotency key reused with a different request")]
+    IdempotencyKeyReused,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A create request's `Idempotency-Key`, scoped to the acting principal.
+#[derive(Clone, Debug)]
+pub struct Idempotency {
+    pub key: String,
+    /// SHA-256 of the normalised request, hex.
+    pub request_hash: String,
+}
+
+/// What `create` did.
+#[derive(Debug)]
+pub enum Created {
+    /// A new player.
+    New(Player),
+    /// A retry of an earlier request with the same key and body: the player as first returned.
+    Replayed(Player),
+}
+
+/// Which column a listing is ordered by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Name,
+    DateOfBirth,
+    CreatedAt,
+}
+
+impl SortKey {
+    pub fn column(self) -> &'static str {
+        match self {
+            SortKey::Name => "name",
+            SortKey::DateOfBirth => "date_of_birth",
+            SortKey::CreatedAt => "created_at",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Sort {
+    /// Parses `name`, `-name`, `date_of_birth`, `created_at`, ...
+    pub fn parse(s: &str) -> Option<Sort> {
+        let (descending, name) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let key = match name {
+            "name" => SortKey::Name,
+            "date_of_birth" => SortKey::DateOfBirth,
+            "created_at" => SortKey::CreatedAt,
+            _ => return None,
+        };
+        Some(Sort { key, descending })
+    }
+}
+
+impl Default for Sort {
+    fn default() -> Self {
+        Sort {
+            key: SortKey::CreatedAt,
+            descending: false,
+        }
+    }
+}
+
+/// Filters of a listing. Values are already normalised (country upper case, name folded).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Filters {
+    pub team: Option<String>,
+    pub country: Option<String>,
+    pub position: Option<Position>,
+    /// Lower-cased substring of the name.
+    pub name_contains: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    pub filters: Filters,
+    pub sort: Sort,
+    pub limit: u32,
+    /// Continue after this position (from a cursor).
+    pub after: Option<Cursor>,
+}
+
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Player>,
+    /// Where the next page starts, if there are more items.
+    pub next: Option<Cursor>,
+}
+
+#[async_trait::async_trait]
+pub trait PlayerStore: Send + Sync + 'static {
+    async fn create(
+        &self,
+        player: &NewPlayer,
+        actor: &str,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Created, StoreError>;
+
+    async fn get(&self, id: Uuid) -> Result<Player, StoreError>;
+
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
+
+    /// Replaces the player's fields; with `expected_version`, only if it still matches.
+    async fn update(
+        &self,
+        id: Uuid,
+        player: &NewPlayer,
+        expected_version: Option<i64>,
+        actor: &str,
+    ) -> Result<Player, StoreError>;
+
+    async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError>;
+
+    /// Cheap round trip to the database, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Applies pending migrations.
+    async fn migrate(&self) -> anyhow::Result<()>;
+}
+
+/// Database connection settings shared by both backends.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout: std::time::Duration,
+}
+
+/// Opens the store the URL's scheme names: `postgres://`/`postgresql://` or `sqlite:`.
+pub async fn connect(url: &str, pool: &PoolSettings) -> anyhow::Result<Arc<dyn PlayerStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, pool).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, pool).await?))
+    } else {
+        anyhow::bail!("DATABASE_URL must start with postgres://, postgresql:// or sqlite:")
+    }
+}
+
+/// Timestamps are kept to the microsecond, the precision both databases store, so a value
+/// read back equals the value written.
+pub(crate) fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// The page size actually fetched: one more than asked, to learn whether a next page exists.
+pub(crate) fn split_page(mut rows: Vec<Player>, query: &ListQuery) -> Page {
+    let limit = query.limit as usize;
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last()
+            .map(|last| Cursor::after(last, query.sort, &query.filters))
+    } else {
+        None
+    };
+    Page { items: rows, next }
+}

@@ -1,0 +1,278 @@
+//! SQLite storage: the embedded, zero-configuration default (one process per file).
+
+use std::{str::FromStr, time::Duration as StdDuration};
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{
+    Row,
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+        SqliteSynchronous,
+    },
+};
+use uuid::Uuid;
+
+use super::{
+    Created, IDEMPOTENCY_TTL_HOURS, Idempotency, ListQuery, Page, PlayerStore, PoolSettings,
+    StoreError, migrations, now_micros,
+    postgres::replay,
+    split_page,
+    sql::{self, COLUMNS, Dialect, classify},
+};
+use crate::domain::{NewPlayer, Player, Position};
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// Writers wait for each other instead of failing with SQLITE_BUSY.
+const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+impl SqliteStore {
+    pub async fn connect(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .context("DATABASE_URL is not a valid SQLite URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .min_connections(settings.min_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .context("opening the SQLite database")?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "timestamp".into(),
+        source: format!("timestamp out of range: {micros}").into(),
+    })
+}
+
+fn player_from_row(row: &SqliteRow) -> Result<Player, sqlx::Error> {
+    let position: String = row.try_get("position")?;
+    Ok(Player {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        date_of_birth: row.try_get("date_of_birth")?,
+        country: row.try_get("country")?,
+        team: row.try_get("team")?,
+        position: Position::parse(&position).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "position".into(),
+            source: format!("unknown position {position:?}").into(),
+        })?,
+        club_number: row.try_get("club_number")?,
+        national_team_number: row.try_get("national_team_number")?,
+        version: row.try_get("version")?,
+        created_at: micros_to_time(row.try_get("created_at")?)?,
+        updated_at: micros_to_time(row.try_get("updated_at")?)?,
+        created_by: row.try_get("created_by")?,
+        updated_by: row.try_get("updated_by")?,
+    })
+}
+
+const INSERT: &str = "insert into players (id, name, name_folded, date_of_birth, country, team, \
+     position, club_number, national_team_number, version, created_at, updated_at, created_by, \
+     updated_by) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10, ?11, ?11) \
+     returning id, name, date_of_birth, country, team, position, club_number, \
+     national_team_number, version, created_at, updated_at, created_by, updated_by";
+
+const UPDATE: &str = "update players set name = ?2, name_folded = ?3, date_of_birth = ?4, \
+     country = ?5, team = ?6, position = ?7, club_number = ?8, national_team_number = ?9, \
+     version = version + 1, updated_at = ?10, updated_by = ?11 \
+     where id = ?1 and (?12 is null or version = ?12) \
+     returning id, name, date_of_birth, country, team, position, club_number, \
+     national_team_number, version, created_at, updated_at, created_by, updated_by";
+
+impl SqliteStore {
+    async fn missing_or_stale(&self, id: Uuid) -> StoreError {
+        match sqlx::query("select 1 from players where id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+        {
+            Ok(Some(_)) => StoreError::VersionMismatch,
+            Ok(None) => StoreError::NotFound,
+            Err(e) => classify(e, "checking whether the player exists"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PlayerStore for SqliteStore {
+    #[tracing::instrument(name = "db.create_player", skip_all)]
+    async fn create(
+        &self,
+        player: &NewPlayer,
+        actor: &str,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Created, StoreError> {
+        let now = now_micros();
+        // IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
+        // timeout instead of failing to upgrade a read lock.
+        let mut tx = self
+            .pool
+            .begin_with("begin immediate")
+            .await
+            .map_err(|e| classify(e, "starting a transaction"))?;
+        if let Some(idem) = idempotency {
+            sqlx::query(
+                "delete from idempotency_keys where actor = ?1 and key = ?2 and created_at < ?3",
+            )
+            .bind(actor)
+            .bind(&idem.key)
+            .bind((now - Duration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "expiring an idempotency key"))?;
+            let existing = sqlx::query(
+                "select request_hash, response from idempotency_keys \
+                 where actor = ?1 and key = ?2",
+            )
+            .bind(actor)
+            .bind(&idem.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "reading an idempotency key"))?;
+            if let Some(row) = existing {
+                return replay(row.get("request_hash"), row.get("response"), idem);
+            }
+        }
+        let created = sqlx::query(INSERT)
+            .bind(Uuid::now_v7())
+            .bind(player.name().as_str())
+            .bind(player.name().folded())
+            .bind(player.date_of_birth())
+            .bind(player.country().code())
+            .bind(player.team().as_str())
+            .bind(player.position().as_str())
+            .bind(player.club_number())
+            .bind(player.national_team_number())
+            .bind(now.timestamp_micros())
+            .bind(actor)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "inserting a player"))?;
+        let created = player_from_row(&created).map_err(|e| classify(e, "decoding a player"))?;
+        if let Some(idem) = idempotency {
+            sqlx::query(
+                "insert into idempotency_keys (actor, key, request_hash, response, created_at) \
+                 values (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(actor)
+            .bind(&idem.key)
+            .bind(&idem.request_hash)
+            .bind(serde_json::to_string(&created).context("encoding the response")?)
+            .bind(now.timestamp_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "recording an idempotent response"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| classify(e, "committing a new player"))?;
+        Ok(Created::New(created))
+    }
+
+    #[tracing::instrument(name = "db.get_player", skip(self))]
+    async fn get(&self, id: Uuid) -> Result<Player, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "select {COLUMNS} from players where id = ?1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| classify(e, "reading a player"))?
+        .ok_or(StoreError::NotFound)?;
+        player_from_row(&row).map_err(|e| classify(e, "decoding a player"))
+    }
+
+    #[tracing::instrument(name = "db.list_players", skip_all)]
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        let mut qb = sql::list_query(Dialect::Sqlite, query);
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| classify(e, "listing players"))?;
+        let players = rows
+            .iter()
+            .map(player_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| classify(e, "decoding players"))?;
+        Ok(split_page(players, query))
+    }
+
+    #[tracing::instrument(name = "db.update_player", skip(self, player, actor))]
+    async fn update(
+        &self,
+        id: Uuid,
+        player: &NewPlayer,
+        expected_version: Option<i64>,
+        actor: &str,
+    ) -> Result<Player, StoreError> {
+        let row = sqlx::query(UPDATE)
+            .bind(id)
+            .bind(player.name().as_str())
+            .bind(player.name().folded())
+            .bind(player.date_of_birth())
+            .bind(player.country().code())
+            .bind(player.team().as_str())
+            .bind(player.position().as_str())
+            .bind(player.club_number())
+            .bind(player.national_team_number())
+            .bind(now_micros().timestamp_micros())
+            .bind(actor)
+            .bind(expected_version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| classify(e, "updating a player"))?;
+        match row {
+            Some(row) => player_from_row(&row).map_err(|e| classify(e, "decoding a player")),
+            None => Err(self.missing_or_stale(id).await),
+        }
+    }
+
+    #[tracing::instrument(name = "db.delete_player", skip(self))]
+    async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError> {
+        let deleted =
+            sqlx::query("delete from players where id = ?1 and (?2 is null or version = ?2)")
+                .bind(id)
+                .bind(expected_version)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| classify(e, "deleting a player"))?
+                .rows_affected();
+        if deleted == 0 {
+            return Err(self.missing_or_stale(id).await);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| classify(e, "pinging the database"))?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        migrations::sqlite()
+            .run(&self.pool)
+            .await
+            .context("applying SQLite migrations")
+    }
+}
