@@ -34,8 +34,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(logout);
 }
 
+/// Ends the ALB session: expires the session cookie shards and redirects to the IdP logout.
+#[utoipa::path(
+    get,
+    path = "/logout",
+    tag = "identity",
+    responses(
+        (status = 302, description = "Cookies expired; redirect to AUTH_LOGOUT_URL"),
+        (status = 200, description = "Cookies expired (no AUTH_LOGOUT_URL configured)"),
+    ),
+    security(())
+)]
 #[get("/logout")]
-async fn logout(config: Option<web::Data<LogoutConfig>>) -> HttpResponse {
+pub async fn logout(config: Option<web::Data<LogoutConfig>>) -> HttpResponse {
     let config = config.map(|c| c.get_ref().clone()).unwrap_or_default();
     let mut resp = match &config.logout_url {
         Some(url) => {
