@@ -18,7 +18,7 @@
 //! | `AUTH_SESSION_COOKIE_NAME` | AWSELBAuthSessionCookie | ALB session cookie name (shards -0..-3 expired on logout) |
 //! | `BEARER_ISSUER` | unset | issuer of service tokens; setting it enables bearer auth |
 //! | `BEARER_JWKS_URL` | `{issuer}/.well-known/jwks.json` | JWKS location |
-//! | `BEARER_CLIENT_IDS` | unset | comma list of accepted `client_id`s |
+//! | `BEARER_CLIENT_IDS` | unset | comma list of accepted `client_id`s (with `ALB_GROUPS_SOURCE` `accesstoken`/`both`, include the ALB's own IdP client id: its access tokens carry that `client_id`) |
 //! | `BEARER_AUDIENCES` | unset | comma list of accepted `aud`s (one of the two lists is required) |
 
 use std::time::Duration;
