@@ -269,7 +269,7 @@ mod tests {
     fn errors_name_the_variable() {
         let s = parse(&["--database-url", "mysql://h/db"]);
         assert_eq!(s.validate(false).unwrap_err().variable, "DATABASE_URL");
-        let s = parse(&["--database-url", "sqlite:x", "--db-max-connections", "0"]);
+        let s = parse(&["--database-url", "sqlite:x", "--max-connections", "0"]);
         assert_eq!(
             s.validate(false).unwrap_err().variable,
             "DB_MAX_CONNECTIONS"

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
 
+pub mod metrics;
+pub mod otel;
+pub mod xray;
+
 use crate::auth::Principal;
 
 tokio::task_local! {
@@ -52,4 +56,6 @@ fn is_xray_trace_id(s: &str) -> bool {
 }
 
 /// Called once per request with its outcome (metrics attach here).
-pub fn metrics_hook(_route: &str, _status: u16, _latency: Duration) {}
+pub fn metrics_hook(route: &str, status: u16, latency: Duration) {
+    metrics::record_request(route, status, latency);
+}

@@ -52,6 +52,18 @@ pub async fn request_context(
         principal_kind = Empty,
         principal_id = Empty,
     );
+    if super::otel::enabled() {
+        // Continue the ALB's trace (it sends Root without Parent; see otel::parent_context).
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+        let header = req
+            .headers()
+            .get("x-amzn-trace-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(super::xray::TraceHeader::parse);
+        if let Some(header) = header {
+            let _ = span.set_parent(super::otel::parent_context(&header));
+        }
+    }
     // Handlers and extractors turn their errors into responses inside `next`, within the
     // request-id scope, so problem bodies carry the id. (Cloning the request here would
     // break routing, which needs sole ownership of it.)

@@ -1,0 +1,367 @@
+//! The storage contract, run against PostgreSQL (a fresh database per test) and SQLite (a
+//! fresh file per test). Each test body is written once and instantiated for both backends.
+
+mod common;
+
+use chrono::NaiveDate;
+use common::{Backend, TestDb};
+use players_api::{
+    domain::{NewPlayer, PlayerInput, Position},
+    store::{Created, Filters, Idempotency, ListQuery, PlayerStore, Sort, StoreError},
+};
+
+fn new_player(name: &str, team: &str, number: Option<i64>) -> NewPlayer {
+    let input = PlayerInput {
+        name: name.into(),
+        date_of_birth: "1990-01-01".into(),
+        country: "sco".into(),
+        team: team.into(),
+        position: Position::Defender,
+        club_number: number,
+        national_team_number: None,
+    };
+    NewPlayer::parse(&input, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap()
+}
+
+fn created(c: Created) -> players_api::domain::Player {
+    match c {
+        Created::New(p) => p,
+        Created::Replayed(_) => panic!("expected a new player"),
+    }
+}
+
+async fn create_then_get_round_trips(store: &dyn PlayerStore) {
+    let p = created(
+        store
+            .create(
+                &new_player("Andy Robertson", "Liverpool", Some(26)),
+                "user:a",
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(p.version, 1);
+    assert_eq!(p.country, "SCO");
+    assert_eq!(p.created_by, "user:a");
+    assert_eq!(p.created_at, p.updated_at);
+    assert_eq!(p.id.get_version_num(), 7, "ids are UUID v7");
+    let got = store.get(p.id).await.unwrap();
+    assert_eq!(got, p);
+    assert!(matches!(
+        store.get(uuid::Uuid::now_v7()).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn club_numbers_are_unique_per_team(store: &dyn PlayerStore) {
+    store
+        .create(&new_player("A", "Celtic", Some(9)), "user:a", None)
+        .await
+        .unwrap();
+    let dup = store
+        .create(&new_player("B", "Celtic", Some(9)), "user:a", None)
+        .await;
+    assert!(matches!(dup, Err(StoreError::ClubNumberTaken)), "{dup:?}");
+    // Same number in another team, and players without numbers, are fine.
+    store
+        .create(&new_player("C", "Rangers", Some(9)), "user:a", None)
+        .await
+        .unwrap();
+    store
+        .create(&new_player("D", "Celtic", None), "user:a", None)
+        .await
+        .unwrap();
+    store
+        .create(&new_player("E", "Celtic", None), "user:a", None)
+        .await
+        .unwrap();
+    // An update into a taken number is refused too, and changes nothing.
+    let e = created(
+        store
+            .create(&new_player("F", "Celtic", Some(10)), "user:a", None)
+            .await
+            .unwrap(),
+    );
+    let clash = store
+        .update(e.id, &new_player("F", "Celtic", Some(9)), None, "user:b")
+        .await;
+    assert!(
+        matches!(clash, Err(StoreError::ClubNumberTaken)),
+        "{clash:?}"
+    );
+    assert_eq!(store.get(e.id).await.unwrap(), e);
+}
+
+async fn idempotent_creates_replay_and_refuse_reuse(store: &dyn PlayerStore) {
+    let idem = Idempotency {
+        key: "k-1".into(),
+        request_hash: "h1".into(),
+    };
+    let first = created(
+        store
+            .create(&new_player("A", "T", Some(1)), "user:a", Some(&idem))
+            .await
+            .unwrap(),
+    );
+    match store
+        .create(&new_player("A", "T", Some(1)), "user:a", Some(&idem))
+        .await
+        .unwrap()
+    {
+        Created::Replayed(p) => assert_eq!(p, first),
+        Created::New(_) => panic!("a retry must not create"),
+    }
+    let other_body = Idempotency {
+        key: "k-1".into(),
+        request_hash: "h2".into(),
+    };
+    let reused = store
+        .create(&new_player("B", "T", Some(2)), "user:a", Some(&other_body))
+        .await;
+    assert!(
+        matches!(reused, Err(StoreError::IdempotencyKeyReused)),
+        "{reused:?}"
+    );
+    // Keys are per principal: another caller's same key is a new request.
+    let theirs = store
+        .create(&new_player("B", "T", Some(2)), "user:b", Some(&idem))
+        .await
+        .unwrap();
+    assert!(matches!(theirs, Created::New(_)));
+    let page = store.list(&list(Sort::default(), 50)).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+}
+
+async fn a_failed_create_leaves_no_idempotency_record(store: &dyn PlayerStore) {
+    store
+        .create(&new_player("A", "T", Some(1)), "user:a", None)
+        .await
+        .unwrap();
+    let idem = Idempotency {
+        key: "k".into(),
+        request_hash: "h".into(),
+    };
+    let clash = store
+        .create(&new_player("B", "T", Some(1)), "user:a", Some(&idem))
+        .await;
+    assert!(matches!(clash, Err(StoreError::ClubNumberTaken)));
+    // The key was not consumed by the failure: a corrected retry with it succeeds.
+    let retry = store
+        .create(&new_player("B", "T", Some(2)), "user:a", Some(&idem))
+        .await
+        .unwrap();
+    assert!(matches!(retry, Created::New(_)));
+}
+
+async fn updates_bump_the_version_and_honour_expectations(store: &dyn PlayerStore) {
+    let p = created(
+        store
+            .create(&new_player("A", "T", Some(1)), "user:a", None)
+            .await
+            .unwrap(),
+    );
+    let u = store
+        .update(p.id, &new_player("A2", "T", Some(2)), Some(1), "service:b")
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.version, u.name.as_str(), u.updated_by.as_str()),
+        (2, "A2", "service:b")
+    );
+    assert_eq!(u.created_at, p.created_at);
+    assert_eq!(u.created_by, "user:a");
+    assert!(u.updated_at >= p.updated_at);
+    let stale = store
+        .update(p.id, &new_player("A3", "T", None), Some(1), "user:a")
+        .await;
+    assert!(matches!(stale, Err(StoreError::VersionMismatch)));
+    let missing = store
+        .update(
+            uuid::Uuid::now_v7(),
+            &new_player("X", "T", None),
+            None,
+            "user:a",
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)));
+}
+
+async fn deletes_honour_expectations(store: &dyn PlayerStore) {
+    let p = created(
+        store
+            .create(&new_player("A", "T", None), "user:a", None)
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(
+        store.delete(p.id, Some(7)).await,
+        Err(StoreError::VersionMismatch)
+    ));
+    store.delete(p.id, Some(1)).await.unwrap();
+    assert!(matches!(
+        store.delete(p.id, None).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(store.get(p.id).await, Err(StoreError::NotFound)));
+}
+
+fn list(sort: Sort, limit: u32) -> ListQuery {
+    ListQuery {
+        filters: Filters::default(),
+        sort,
+        limit,
+        after: None,
+    }
+}
+
+async fn pages_cover_everything_once_in_order(store: &dyn PlayerStore) {
+    let names = ["delta", "Alpha", "charlie", "bravo", "Echo", "alpha"];
+    for (i, n) in names.iter().enumerate() {
+        store
+            .create(&new_player(n, "T", Some(i as i64 + 1)), "user:a", None)
+            .await
+            .unwrap();
+    }
+    for sort in [
+        "name",
+        "-name",
+        "created_at",
+        "-created_at",
+        "date_of_birth",
+        "-date_of_birth",
+    ] {
+        let sort = Sort::parse(sort).unwrap();
+        let mut query = list(sort, 4);
+        let mut seen = Vec::new();
+        loop {
+            let page = store.list(&query).await.unwrap();
+            seen.extend(page.items);
+            match page.next {
+                Some(c) => query.after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), names.len(), "{sort:?}");
+        let mut ids: Vec<_> = seen.iter().map(|p| p.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), names.len(), "no duplicates for {sort:?}");
+        if sort.key == players_api::store::SortKey::Name {
+            let got: Vec<_> = seen.iter().map(|p| p.name.as_str()).collect();
+            let mut want: Vec<_> = names.to_vec();
+            want.sort();
+            if sort.descending {
+                want.reverse();
+            }
+            assert_eq!(got, want, "byte order on both backends");
+        }
+    }
+}
+
+async fn filters_narrow_the_listing(store: &dyn PlayerStore) {
+    store
+        .create(
+            &new_player("Éder Militão", "Real Madrid", Some(3)),
+            "user:a",
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .create(
+            &new_player("Vinícius Júnior", "Real Madrid", Some(7)),
+            "user:a",
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .create(&new_player("Eder", "Lazio", Some(9)), "user:a", None)
+        .await
+        .unwrap();
+    let mut q = list(Sort::default(), 50);
+    q.filters.name_contains = Some("éder".into());
+    let names: Vec<_> = store
+        .list(&q)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["Éder Militão"],
+        "case-insensitive, accent-sensitive substring"
+    );
+    q.filters.name_contains = Some("der".into());
+    assert_eq!(store.list(&q).await.unwrap().items.len(), 2);
+    q.filters.team = Some("Lazio".into());
+    assert_eq!(store.list(&q).await.unwrap().items.len(), 1);
+    let mut q = list(Sort::default(), 50);
+    q.filters.country = Some("BRA".into());
+    assert_eq!(store.list(&q).await.unwrap().items.len(), 0);
+    q.filters.country = Some("SCO".into());
+    q.filters.position = Some(Position::Defender);
+    assert_eq!(store.list(&q).await.unwrap().items.len(), 3);
+    q.filters.position = Some(Position::Goalkeeper);
+    assert_eq!(store.list(&q).await.unwrap().items.len(), 0);
+}
+
+async fn name_filter_treats_wildcards_literally(store: &dyn PlayerStore) {
+    store
+        .create(&new_player("100% Pure", "T", None), "user:a", None)
+        .await
+        .unwrap();
+    store
+        .create(&new_player("Plain", "T", None), "user:a", None)
+        .await
+        .unwrap();
+    let mut q = list(Sort::default(), 50);
+    q.filters.name_contains = Some("%".into());
+    assert_eq!(store.list(&q).await.unwrap().items.len(), 1);
+    q.filters.name_contains = Some("_".into());
+    assert_eq!(store.list(&q).await.unwrap().items.len(), 0);
+}
+
+async fn ping_answers(store: &dyn PlayerStore) {
+    store.ping().await.unwrap();
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = TestDb::new(Backend::Postgres).await;
+                    super::$name(&*db.store().await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = TestDb::new(Backend::Sqlite).await;
+                    super::$name(&*db.store().await).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    create_then_get_round_trips,
+    club_numbers_are_unique_per_team,
+    idempotent_creates_replay_and_refuse_reuse,
+    a_failed_create_leaves_no_idempotency_record,
+    updates_bump_the_version_and_honour_expectations,
+    deletes_honour_expectations,
+    pages_cover_everything_once_in_order,
+    filters_narrow_the_listing,
+    name_filter_treats_wildcards_literally,
+    ping_answers,
+);
