@@ -5,7 +5,8 @@ use std::{net::TcpListener, sync::Arc};
 use anyhow::Context;
 
 use crate::{
-    auth::{Authenticator, IdentityAuthenticator, dev::LocalDeveloper},
+    auth::{Authenticator, AuthSettings, IdentityAuthenticator},
+    local_alb::{self, LocalAlbConfig},
     cli::{DevArgs, MigrateArgs},
     config::{self, ConfigError, DatabaseSettings, LogFormat, LogSettings, ServeSettings},
     routes::health::ShutdownFlag,
@@ -72,18 +73,32 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let store = open_store(&DatabaseSettings::for_url(&args.database_url)).await?;
     let listener = TcpListener::bind(args.listen_addr)
         .with_context(|| format!("binding {}", args.listen_addr))?;
+    // The local ALB stand-in; the API trusts it through its normal identity settings (the
+    // same variables `serve` reads), with full verification: there is no bypass.
+    let alb = local_alb::start(LocalAlbConfig {
+        port: args.alb_port,
+        upstream: format!("http://{}", listener.local_addr()?),
+        ..LocalAlbConfig::default()
+    })
+    .await
+    .context("starting the local ALB")?;
+    let auth = AuthSettings::from_pairs(&alb.api_env()).context("identity settings for the local ALB")?;
+    let authenticator: Arc<dyn Authenticator + Send + Sync> = Arc::new(
+        IdentityAuthenticator::from_settings(&auth).context("identity settings for the local ALB")?,
+    );
     let app = Application::build(
         listener,
         AppState {
             store,
-            authenticator: Arc::new(LocalDeveloper),
-            logout: Default::default(),
+            authenticator,
+            logout: auth.logout_config(),
             ready_timeout: std::time::Duration::from_secs(1),
             shutdown: ShutdownFlag::default(),
         },
     )?;
-    let base = format!("http://{}", args.listen_addr);
-    eprintln!("players-api dev: API on {base}  docs on {base}/docs/  (Ctrl-C to stop)");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    eprintln!("players-api dev: API on {base} (direct calls need a bearer token)  (Ctrl-C to stop)");
+    eprintln!("{}", alb.banner());
     let handle = app.handle();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

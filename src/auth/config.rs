@@ -166,6 +166,22 @@ pub(crate) fn normalise_origin(o: &str) -> Option<String> {
 }
 
 impl AuthSettings {
+    /// Settings from `(VARIABLE, value)` pairs named as in the contract (e.g. the local ALB's
+    /// `api_env()` for `players-api dev`), through the same clap definitions `serve` uses.
+    pub fn from_pairs(pairs: &[(&str, String)]) -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            auth: AuthSettings,
+        }
+        let mut argv = vec!["players-api".to_owned()];
+        for (name, value) in pairs {
+            argv.push(format!("--{}", name.to_ascii_lowercase().replace('_', "-")));
+            argv.push(value.clone());
+        }
+        <Wrapper as clap::Parser>::try_parse_from(argv).map(|w| w.auth)
+    }
+
     pub fn alb_enabled(&self) -> bool {
         self.alb_signer_arns.iter().any(|s| !s.trim().is_empty())
     }

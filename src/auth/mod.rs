@@ -14,7 +14,6 @@ pub mod authenticator;
 pub mod bearer;
 pub mod cli;
 pub mod config;
-pub mod dev;
 pub mod fetch;
 mod permission;
 pub mod policy;
