@@ -13,7 +13,10 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey};
 use p256::pkcs8::DecodePublicKey;
 
 use super::AlbError;
-use crate::auth::fetch::{BoundedFetcher, FetchLimits};
+use crate::{
+    auth::fetch::{BoundedFetcher, FetchLimits},
+    telemetry::metrics::{self, Counter},
+};
 
 /// A P-256 public key ready for verification. Parsed once with `p256` (strict SPKI/PEM and
 /// point validation), verified with aws-lc-rs (about 4× faster than `p256`'s verify, see
@@ -158,13 +161,20 @@ impl KeyCache {
             return Err(AlbError::KeyFetchBudget);
         }
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        metrics::incr(Counter::KeyFetches);
         let url = format!("{}/{kid}", endpoint.trim_end_matches('/'));
         let body = self.fetcher.get(&url).await.map_err(|e| {
             tracing::warn!(event = "key_fetch_error", reason = e.reason(), error = %e, "ALB key fetch failed");
+            metrics::incr(Counter::KeyFetchErrors);
             AlbError::KeyFetch(e)
         })?;
-        let pem = std::str::from_utf8(&body).map_err(|_| AlbError::KeyInvalid)?;
-        let key = AlbKey::from_pem(pem)?;
+        let key = std::str::from_utf8(&body)
+            .map_err(|_| AlbError::KeyInvalid)
+            .and_then(AlbKey::from_pem)
+            .inspect_err(|_| {
+                tracing::warn!(event = "key_fetch_error", reason = "key_invalid", "ALB key endpoint served no P-256 key");
+                metrics::incr(Counter::KeyFetchErrors);
+            })?;
         tracing::info!(event = "key_fetch", kid = %kid, "ALB public key fetched");
         Ok(Arc::new(key))
     }

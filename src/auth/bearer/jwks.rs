@@ -17,7 +17,10 @@ use jsonwebtoken::{
 };
 
 use super::BearerError;
-use crate::auth::fetch::{BoundedFetcher, FetchLimits};
+use crate::{
+    auth::fetch::{BoundedFetcher, FetchLimits},
+    telemetry::metrics::{self, Counter},
+};
 
 /// A usable key and the one algorithm it may verify (alg confusion is refused by matching).
 #[derive(Clone)]
@@ -73,7 +76,9 @@ impl JwksCache {
         }
         *last = Some(Instant::now());
         self.fetches.fetch_add(1, Ordering::Relaxed);
+        metrics::incr(Counter::JwksRefreshes);
         let fresh = self.fetch().await.inspect_err(|e| {
+            metrics::incr(Counter::JwksRefreshErrors);
             tracing::warn!(event = "jwks_refresh_error", reason = e.reason(), error = %e, "JWKS refresh failed");
         })?;
         tracing::info!(event = "jwks_refresh", keys = fresh.len(), "JWKS refreshed");
