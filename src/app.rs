@@ -5,7 +5,8 @@ use std::{net::TcpListener, sync::Arc};
 use anyhow::Context;
 
 use crate::{
-    auth::{Authenticator, dev::LocalDeveloper},
+    auth::{Authenticator, AuthSettings, IdentityAuthenticator},
+    local_alb::{self, LocalAlbConfig},
     cli::{DevArgs, MigrateArgs},
     config::{self, ConfigError, DatabaseSettings, LogFormat, LogSettings, ServeSettings},
     routes::health::ShutdownFlag,
@@ -26,14 +27,12 @@ async fn open_store(db: &DatabaseSettings) -> anyhow::Result<Arc<dyn PlayerStore
 pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     telemetry::logging::init::<tracing_subscriber::layer::Identity>(&settings.log, None)?;
     settings.validate(config::running_on_ecs())?;
-    // Until the identity verifiers are configured here, there is no way to serve safely.
-    let authenticator: Option<Arc<dyn Authenticator + Send + Sync>> = None;
-    let authenticator = authenticator.ok_or_else(|| {
-        ConfigError::new(
-            "ALB_SIGNER_ARNS",
-            "no identity provider is configured (set ALB_SIGNER_ARNS and/or BEARER_ISSUER)",
-        )
-    })?;
+    // Refuses to start without an identity provider, naming the variable to set.
+    let authenticator: Arc<dyn Authenticator + Send + Sync> = Arc::new(
+        IdentityAuthenticator::from_settings(&settings.auth)
+            .map_err(|e| ConfigError::new(e.variable(), e.to_string()))?,
+    );
+    settings.auth.warn_weak_settings();
     let store = open_store(&settings.database).await?;
     let listener = TcpListener::bind(settings.listen_addr)
         .with_context(|| format!("binding LISTEN_ADDR {}", settings.listen_addr))?;
@@ -42,6 +41,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         AppState {
             store,
             authenticator,
+            logout: settings.auth.logout_config(),
             ready_timeout: settings.database.ready_timeout(),
             shutdown: ShutdownFlag::default(),
         },
@@ -73,17 +73,32 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let store = open_store(&DatabaseSettings::for_url(&args.database_url)).await?;
     let listener = TcpListener::bind(args.listen_addr)
         .with_context(|| format!("binding {}", args.listen_addr))?;
+    // The local ALB stand-in; the API trusts it through its normal identity settings (the
+    // same variables `serve` reads), with full verification: there is no bypass.
+    let alb = local_alb::start(LocalAlbConfig {
+        port: args.alb_port,
+        upstream: format!("http://{}", listener.local_addr()?),
+        ..LocalAlbConfig::default()
+    })
+    .await
+    .context("starting the local ALB")?;
+    let auth = AuthSettings::from_pairs(&alb.api_env()).context("identity settings for the local ALB")?;
+    let authenticator: Arc<dyn Authenticator + Send + Sync> = Arc::new(
+        IdentityAuthenticator::from_settings(&auth).context("identity settings for the local ALB")?,
+    );
     let app = Application::build(
         listener,
         AppState {
             store,
-            authenticator: Arc::new(LocalDeveloper),
+            authenticator,
+            logout: auth.logout_config(),
             ready_timeout: std::time::Duration::from_secs(1),
             shutdown: ShutdownFlag::default(),
         },
     )?;
-    let base = format!("http://{}", args.listen_addr);
-    eprintln!("players-api dev: API on {base}  docs on {base}/docs/  (Ctrl-C to stop)");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    eprintln!("players-api dev: API on {base} (direct calls need a bearer token)  (Ctrl-C to stop)");
+    eprintln!("{}", alb.banner());
     let handle = app.handle();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

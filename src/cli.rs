@@ -21,6 +21,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Local quick start: embedded SQLite, zero configuration, bound to 127.0.0.1.
     Dev(DevArgs),
+    /// Verify a captured x-amzn-oidc-data header (read from stdin) with the server's code.
+    VerifyAlbHeader(crate::auth::cli::VerifyAlbHeaderArgs),
 }
 
 #[derive(Args, Debug)]
@@ -44,6 +46,10 @@ pub struct DevArgs {
         default_value = "sqlite:players-dev.db"
     )]
     pub database_url: String,
+
+    /// Port of the local ALB stand-in (login page, proxy, key endpoint, issuer) on 127.0.0.1.
+    #[arg(long, default_value_t = crate::local_alb::DEFAULT_PORT)]
+    pub alb_port: u16,
 }
 
 impl DevArgs {

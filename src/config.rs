@@ -24,6 +24,10 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub log: LogSettings,
+
+    /// Identity: ALB user claims and bearer tokens (see `crate::auth::config`).
+    #[command(flatten)]
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// Where the database is and how to use it.

@@ -237,10 +237,12 @@ impl From<AuthError> for ApiError {
             AuthError::Missing => ApiError::Unauthenticated,
             AuthError::InvalidToken { scheme, reason } => {
                 tracing::warn!(event = "auth_failure", scheme = ?scheme, reason = %reason, "credential rejected");
+                crate::telemetry::metrics::record_auth_failure(&reason);
                 ApiError::InvalidToken { scheme }
             }
             AuthError::CsrfRejected { reason } => {
                 tracing::warn!(event = "auth_failure", reason = %reason, "cross-site request refused");
+                crate::telemetry::metrics::record_auth_failure("csrf_rejected");
                 ApiError::CsrfRejected
             }
         }

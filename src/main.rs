@@ -13,6 +13,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(settings)) => app::serve(*settings).await,
         Some(Command::Migrate(args)) => app::migrate(args).await,
         Some(Command::Dev(args)) => app::dev(args).await,
+        Some(Command::VerifyAlbHeader(args)) => return players_api::auth::cli::run(args).await,
         None => app::dev(DevArgs::parse_default()).await,
     };
     match result {

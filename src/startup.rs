@@ -28,6 +28,8 @@ use crate::{
 pub struct AppState {
     pub store: Arc<dyn PlayerStore>,
     pub authenticator: Arc<dyn Authenticator + Send + Sync>,
+    /// `GET /logout`: cookie name and IdP logout URL.
+    pub logout: routes::logout::LogoutConfig,
     pub ready_timeout: Duration,
     pub shutdown: ShutdownFlag,
 }
@@ -47,6 +49,7 @@ impl Application {
                 .wrap(from_fn(request_context))
                 .app_data(web::Data::from(state.store.clone()))
                 .app_data(web::Data::from(authenticator))
+                .app_data(web::Data::new(state.logout.clone()))
                 .app_data(web::Data::new(ReadyTimeout(state.ready_timeout)))
                 .app_data(web::Data::new(state.shutdown.clone()))
                 .app_data(

@@ -2,11 +2,25 @@
 //!
 //! The server depends only on the `Authenticator` trait; `startup` is handed the
 //! implementation, so production verifiers and test doubles plug in the same way.
+//!
+//! - `alb/`: verifies the ALB's `x-amzn-oidc-data` header (ES256).
+//! - `bearer/`: verifies `Authorization: Bearer` JWTs against the issuer's JWKS.
+//! - `authenticator`: the production `Authenticator`, combining both (rules documented there).
+//! - `policy`: groups and scopes → permissions. `config`: the identity settings.
+//! - `cli`: `players-api verify-alb-header`.
 
-pub mod dev;
+pub mod alb;
+pub mod authenticator;
+pub mod bearer;
+pub mod cli;
+pub mod config;
+pub mod fetch;
 mod permission;
+pub mod policy;
 mod principal;
 
+pub use authenticator::IdentityAuthenticator;
+pub use config::AuthSettings;
 pub use permission::{Permission, PermissionSet};
 pub use principal::{Principal, PrincipalKind};
 

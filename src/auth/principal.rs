@@ -80,7 +80,7 @@ impl FromRequest for Principal {
                 .await
                 .map_err(ApiError::from)?;
             crate::telemetry::record_principal(&principal);
-            let required = crate::routes::required_permission(&req).ok_or_else(|| {
+            let route = crate::routes::route_spec(&req).filter(|r| !r.public).ok_or_else(|| {
                 tracing::error!(
                     route = req.match_pattern().as_deref().unwrap_or("?"),
                     "route requires a principal but is missing from the route table"
@@ -89,7 +89,9 @@ impl FromRequest for Principal {
                     permission: Permission::Admin,
                 }
             })?;
-            principal.require(required)?;
+            if let Some(required) = route.permission {
+                principal.require(required)?;
+            }
             req.extensions_mut().insert(Rc::new(principal.clone()));
             Ok(principal)
         })

@@ -9,7 +9,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{health, players};
+use super::{admin, health, logout, me, players};
 use crate::{
     domain::{Player, PlayerInput, Position},
     error::{FieldError, Problem},
@@ -32,12 +32,16 @@ use crate::{
         health::health,
         health::ready,
         openapi_json,
+        me::me,
+        admin::routes,
+        logout::logout,
     ),
-    components(schemas(Player, PlayerInput, Position, Problem, FieldError, players::PlayerPage)),
+    components(schemas(Player, PlayerInput, Position, Problem, FieldError, players::PlayerPage, me::Me)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "players", description = "Player management"),
         (name = "operations", description = "Health, readiness and this document"),
+        (name = "identity", description = "Who am I, the route table, logout"),
     )
 )]
 pub struct ApiDoc;

@@ -2,9 +2,12 @@
 //! requires: the `Principal` extractor enforces it, `/v1/admin/routes` lists it, and tests
 //! compare it with the router and the OpenAPI document.
 
+pub mod admin;
 pub mod docs;
 pub mod extract;
 pub mod health;
+pub mod logout;
+pub mod me;
 mod merge_patch;
 pub mod players;
 
@@ -19,7 +22,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::NotFound.into()))
         .configure(health::configure)
         .configure(docs::configure)
-        .configure(players::configure);
+        .configure(players::configure)
+        .configure(me::configure)
+        .configure(admin::configure)
+        .configure(logout::configure);
 }
 
 fn query_error(e: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -47,8 +53,11 @@ pub struct RouteSpec {
     pub method: &'static Method,
     /// The path pattern as registered with actix (`/v1/players/{id}`).
     pub path: &'static str,
-    /// `None` for public routes.
+    /// The permission required; `None` for public routes and for routes open to any
+    /// authenticated caller (`public` tells them apart).
     pub permission: Option<Permission>,
+    /// No authentication at all (health, docs, logout).
+    pub public: bool,
 }
 
 fn ser_method<S: serde::Serializer>(m: &&'static Method, s: S) -> Result<S::Ok, S::Error> {
@@ -64,6 +73,17 @@ const fn route(
         method,
         path,
         permission,
+        public: permission.is_none(),
+    }
+}
+
+/// A route any authenticated caller may use, whatever their permissions.
+const fn authenticated(method: &'static Method, path: &'static str) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        permission: None,
+        public: false,
     }
 }
 
@@ -77,7 +97,18 @@ pub static ROUTES: &[RouteSpec] = &[
     route(&Method::GET, "/v1/players/{id}", Some(PlayersRead)),
     route(&Method::PATCH, "/v1/players/{id}", Some(PlayersWrite)),
     route(&Method::DELETE, "/v1/players/{id}", Some(PlayersDelete)),
+    authenticated(&Method::GET, "/v1/me"),
+    route(&Method::GET, "/v1/admin/routes", Some(Admin)),
+    route(&Method::GET, "/logout", None),
 ];
+
+/// The table entry of the matched route, if any.
+pub fn route_spec(req: &HttpRequest) -> Option<&'static RouteSpec> {
+    let pattern = req.match_pattern()?;
+    ROUTES
+        .iter()
+        .find(|r| r.method == req.method() && r.path == pattern)
+}
 
 /// The permission the matched route requires; `None` if the route is not in the table or is
 /// public (a `Principal` extractor on such a route then refuses the request).

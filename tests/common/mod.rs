@@ -176,6 +176,7 @@ impl TestApp {
             AppState {
                 store: store.clone(),
                 authenticator: Arc::new(TestAuthenticator),
+                logout: Default::default(),
                 ready_timeout: Duration::from_millis(500),
                 shutdown: shutdown.clone(),
             },
