@@ -15,13 +15,18 @@ use players_api::auth::alb::{AlbVerifier, AlbVerifierConfig, SignerArn};
 fn main() {
     let mode = std::env::var("ALB_COMPARE_MODE").unwrap_or_default();
     let Ok(dir) = std::env::var("ALB_COMPARE_DIR") else {
-        eprintln!("alb_compare: set ALB_COMPARE_MODE=gen|verify and ALB_COMPARE_DIR (see scripts/bench-alb-compare.sh)");
+        eprintln!(
+            "alb_compare: set ALB_COMPARE_MODE=gen|verify and ALB_COMPARE_DIR (see scripts/bench-alb-compare.sh)"
+        );
         return;
     };
     let dir = std::path::PathBuf::from(dir);
     match mode.as_str() {
         "gen" => {
-            let n: usize = std::env::var("ALB_COMPARE_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+            let n: usize = std::env::var("ALB_COMPARE_TOKENS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5000);
             let key = AlbKeyPair::generate();
             let tokens = bench_support::alb_tokens(&key, n);
             std::fs::create_dir_all(&dir).unwrap();
@@ -33,15 +38,22 @@ fn main() {
             println!("wrote {n} tokens to {}", dir.display());
         }
         "verify" => {
-            let secs: u64 = std::env::var("ALB_COMPARE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+            let secs: u64 = std::env::var("ALB_COMPARE_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5);
             let tokens: Vec<String> = std::fs::read_to_string(dir.join("tokens.txt"))
                 .unwrap()
                 .lines()
                 .map(str::to_owned)
                 .collect();
             let meta: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap())
+                    .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let rate = rt.block_on(async {
                 // The key comes from a local key endpoint, cached like in production.
                 let server = TestServer::start().await;
@@ -49,7 +61,9 @@ fn main() {
                     &format!("/{}", meta["kid"].as_str().unwrap()),
                     Reply::Ok(meta["pem"].as_str().unwrap().as_bytes().to_vec()),
                 );
-                let mut c = AlbVerifierConfig::new(vec![SignerArn::parse(meta["arn"].as_str().unwrap()).unwrap()]);
+                let mut c = AlbVerifierConfig::new(vec![
+                    SignerArn::parse(meta["arn"].as_str().unwrap()).unwrap(),
+                ]);
                 c.issuer = meta["issuer"].as_str().map(str::to_owned);
                 c.client_id = meta["client"].as_str().map(str::to_owned);
                 c.key_endpoint = Some(server.base.clone());
@@ -70,7 +84,9 @@ fn main() {
                 }
                 n as f64 / started.elapsed().as_secs_f64()
             });
-            println!("{{\"implementation\": \"players-api (aws-lc-rs)\", \"verifies_per_sec\": {rate:.0}}}");
+            println!(
+                "{{\"implementation\": \"players-api (aws-lc-rs)\", \"verifies_per_sec\": {rate:.0}}}"
+            );
         }
         _ => eprintln!("alb_compare: ALB_COMPARE_MODE must be gen or verify"),
     }
