@@ -70,8 +70,8 @@ fn protected_routes_declare_security_and_errors_are_problems() {
         let has_security = op["security"]
             .as_array()
             .is_some_and(|s| s.iter().any(|req| req.as_object().is_some_and(|o| !o.is_empty())));
-        assert_eq!(has_security, route.permission.is_some(), "{method} {path}");
-        if route.permission.is_some() {
+        assert_eq!(has_security, !route.public, "{method} {path}");
+        if !route.public {
             for status in ["401", "403", "500"] {
                 assert!(
                     op["responses"][status].is_object(),
