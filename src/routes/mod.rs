@@ -109,4 +109,3 @@ pub fn route_spec(req: &HttpRequest) -> Option<&'static RouteSpec> {
         .iter()
         .find(|r| r.method == req.method() && r.path == pattern)
 }
-
