@@ -1,0 +1,192 @@
+//! End to end against the real binary, `players-api serve`, for the AWS runtime (issue 4):
+//! request and trace ids in the JSON log lines, EMF metrics on stdout, graceful shutdown on
+//! SIGTERM, database credentials and settings from Secrets Manager (moto), and no secret in
+//! anything a child process wrote.
+//!
+//! Identity comes from the local ALB stand-in started in this process (its `api_env()` is the
+//! child's identity configuration); PostgreSQL is the machine's cluster on 127.0.0.1:5432.
+
+#[path = "runtime_e2e/support.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use players_api::local_alb::UserClaims;
+use players_api::telemetry::metrics::emf_violations;
+use serde_json::Value;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+const TRACE_ID: &str = "1-5759e988-bd862e3fe1be46a994272793";
+
+fn sqlite_env(identity: &Identity, dir: &tempfile::TempDir) -> std::collections::BTreeMap<String, String> {
+    let mut env = identity.base_env();
+    env.insert(
+        "DATABASE_URL".into(),
+        format!("sqlite:{}", dir.path().join("x.db").display()),
+    );
+    env
+}
+
+/// The log lines of one request id.
+fn lines_of<'a>(lines: &'a [Value], request_id: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|l| l["request_id"] == request_id)
+        .collect()
+}
+
+fn access_lines<'a>(lines: &'a [Value], request_id: &str) -> Vec<&'a Value> {
+    lines_of(lines, request_id)
+        .into_iter()
+        .filter(|l| l["event"] == "access")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
+    let mut identity = Identity::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(&identity, &dir);
+    // Debug lines too: more lines emitted while serving, each of which must carry the ids.
+    env.insert("LOG_LEVEL".into(), "debug".into());
+    let mut svc = Service::serve(&env);
+    svc.wait_healthy().await;
+    let client = http();
+    let token = identity.bearer_token("players/read players/write").await;
+
+    // An error: the problem body and the header carry the incoming id.
+    let resp = client
+        .get(svc.url("/v1/players/not-a-uuid"))
+        .bearer_auth(&token)
+        .header("x-amzn-trace-id", TRACE_HEADER)
+        .header("x-request-id", "rid-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["x-request-id"], "rid-123");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/problem+json",
+        "problem body"
+    );
+    let problem: Value = resp.json().await.unwrap();
+    assert_eq!(problem["request_id"], "rid-123", "{problem}");
+
+    // A success, authenticated by an ALB user header: the principal is the subject.
+    let sub = "b0000000-0000-4000-8000-00000000beef";
+    let email = "ursula.user@players.example";
+    let alb = identity.alb_header(&UserClaims {
+        sub: sub.into(),
+        email: email.into(),
+        username: "ursula".into(),
+        name: "Ursula User".into(),
+        groups: None,
+    });
+    let resp = client
+        .get(svc.url("/v1/me"))
+        .header("x-amzn-oidc-data", &alb)
+        .header("x-amzn-trace-id", "Root=1-5759e988-000000000000000000000abc;Parent=53995c3f42cd8ad8;Sampled=0;Lineage=a87bd80c:0")
+        .header("x-request-id", "rid-user")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "rid-user");
+
+    // An unusable incoming id is replaced, a malformed trace header ignored.
+    let resp = client
+        .get(svc.url("/v1/players"))
+        .bearer_auth(&token)
+        .header("x-amzn-trace-id", "Root=not-a-trace-id")
+        .header("x-request-id", "bad id <with> spaces")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let fresh_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&fresh_id).is_ok(), "{fresh_id}");
+
+    let lines = svc
+        .wait_for_stdout("the access lines of the three requests", |lines| {
+            [&"rid-123".to_owned(), &"rid-user".to_owned(), &fresh_id]
+                .iter()
+                .all(|id| !access_lines(lines, id).is_empty())
+                .then(|| lines.to_vec())
+        })
+        .await;
+
+    // rid-123: every line carries the ids, route and method, and the service principal.
+    let of_error = lines_of(&lines, "rid-123");
+    for line in &of_error {
+        assert_eq!(line["trace_id"], TRACE_ID, "{line}");
+        assert_eq!(line["route"], "/v1/players/{id}", "{line}");
+        assert_eq!(line["method"], "GET", "{line}");
+        for field in ["timestamp", "level", "target"] {
+            assert!(line[field].is_string(), "{field} missing: {line}");
+        }
+    }
+    let access = access_lines(&lines, "rid-123");
+    assert_eq!(access.len(), 1, "one access line per request: {access:?}");
+    let access = access[0];
+    assert_eq!(access["status"], 404, "{access}");
+    assert!(access["latency_ms"].as_f64().is_some_and(|l| l >= 0.0), "{access}");
+    assert!(access["bytes"].as_u64().is_some_and(|b| b > 0), "{access}");
+    assert_eq!(access["principal_kind"], "service", "{access}");
+    assert_eq!(access["principal_id"], CLIENT_ID, "{access}");
+    // Lines that mention the id or the trace belong to the request and say so.
+    for line in &lines {
+        let text = line.to_string();
+        if text.contains("rid-123") || text.contains("bd862e3fe1be46a994272793") {
+            assert_eq!(line["request_id"], "rid-123", "{line}");
+            assert_eq!(line["trace_id"], TRACE_ID, "{line}");
+        }
+    }
+
+    // rid-user: the user's subject, never the email.
+    let of_user = lines_of(&lines, "rid-user");
+    let access = access_lines(&lines, "rid-user");
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert_eq!(access[0]["status"], 200);
+    assert_eq!(access[0]["route"], "/v1/me");
+    assert_eq!(access[0]["trace_id"], "1-5759e988-000000000000000000000abc");
+    assert_eq!(access[0]["principal_kind"], "user", "{}", access[0]);
+    assert_eq!(access[0]["principal_id"], sub, "{}", access[0]);
+    for line in &of_user {
+        assert_eq!(line["trace_id"], "1-5759e988-000000000000000000000abc", "{line}");
+        assert_eq!(line["route"], "/v1/me", "{line}");
+    }
+    for line in &lines {
+        assert!(!line.to_string().contains(email), "an email in a log line: {line}");
+    }
+
+    // The replaced id: one access line under the new id, no trace id.
+    let access = access_lines(&lines, &fresh_id);
+    assert_eq!(access.len(), 1, "{access:?}");
+    assert_eq!(access[0]["route"], "/v1/players");
+    assert!(
+        access[0]["trace_id"].as_str().is_none_or(str::is_empty),
+        "{}",
+        access[0]
+    );
+    // The handler's own lines (its database query) carry the principal.
+    let queries: Vec<_> = lines_of(&lines, &fresh_id)
+        .into_iter()
+        .filter(|l| l["target"] == "sqlx::query")
+        .collect();
+    assert!(!queries.is_empty(), "no database line for the listing");
+    for q in queries {
+        assert_eq!(q["principal_kind"], "service", "{q}");
+        assert_eq!(q["principal_id"], CLIENT_ID, "{q}");
+        assert_eq!(q["route"], "/v1/players", "{q}");
+    }
+    assert!(
+        !lines.iter().any(|l| l.to_string().contains("bad id")),
+        "the refused request id reached the logs"
+    );
+
+    let secrets = identity.issued.clone();
+    assert_no_secret_in_output(&mut [&mut svc], &secrets);
+}
