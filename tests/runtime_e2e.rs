@@ -190,3 +190,151 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
     let secrets = identity.issued.clone();
     assert_no_secret_in_output(&mut [&mut svc], &secrets);
 }
+
+// ---------------------------------------------------------------------------------------------
+// EMF metrics
+
+/// The EMF documents among the stdout lines, each checked against the specification's rules.
+fn emf_documents(lines: &[Value]) -> Vec<Value> {
+    let docs: Vec<Value> = lines
+        .iter()
+        .filter(|l| l.get("_aws").is_some())
+        .cloned()
+        .collect();
+    for doc in &docs {
+        let violations = emf_violations(doc);
+        assert!(violations.is_empty(), "{violations:?} in {doc}");
+        assert_eq!(doc["Service"], "players-api", "{doc}");
+        for directive in doc["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(directive["Namespace"], "PlayersApi", "{doc}");
+        }
+    }
+    docs
+}
+
+/// The total `RequestCount` of `route` and `class` over `docs`.
+fn request_count(docs: &[Value], route: &str, class: &str) -> u64 {
+    docs.iter()
+        .filter(|d| d["Route"] == route && d["StatusClass"] == class)
+        .filter_map(|d| d["RequestCount"].as_u64())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emf_documents_are_valid_and_count_every_request_once() {
+    let mut identity = Identity::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(&identity, &dir);
+    env.insert("SHUTDOWN_DELAY_SECS".into(), "0".into());
+    let mut svc = Service::serve(&env);
+    svc.wait_healthy().await;
+    let client = http();
+    let token = identity.bearer_token("players/read").await;
+    for _ in 0..5 {
+        let resp = client
+            .get(svc.url("/v1/players"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let forged = "not.a-valid.token";
+    for _ in 0..2 {
+        let resp = client
+            .get(svc.url("/v1/players"))
+            .bearer_auth(forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+
+    // Aggregated per interval (1 s here): the totals add up to the requests made.
+    let docs = svc
+        .wait_for_stdout("RequestCount of /v1/players", |lines| {
+            let docs = emf_documents(lines);
+            (request_count(&docs, "/v1/players", "2xx") >= 5
+                && request_count(&docs, "/v1/players", "4xx") >= 2)
+                .then_some(docs)
+        })
+        .await;
+    assert_eq!(request_count(&docs, "/v1/players", "2xx"), 5);
+    assert_eq!(request_count(&docs, "/v1/players", "4xx"), 2);
+    let route_docs: Vec<_> = docs
+        .iter()
+        .filter(|d| d["Route"] == "/v1/players")
+        .collect();
+    for doc in &route_docs {
+        let latency = &doc["Latency"];
+        assert!(latency["Count"].as_u64().is_some_and(|c| c > 0), "{doc}");
+        assert!(latency["Values"].is_array() && latency["Counts"].is_array(), "{doc}");
+    }
+    let failures: u64 = docs
+        .iter()
+        .filter(|d| d["Reason"].is_string())
+        .filter_map(|d| d["AuthFailures"].as_u64())
+        .sum();
+    assert_eq!(failures, 2, "AuthFailures by reason: {docs:?}");
+    // The service-wide counters go out every interval (zeros included, so alarms see data).
+    assert!(
+        docs.iter().any(|d| d["SecretRefreshes"].is_u64() && d["JwksRefreshes"].is_u64()),
+        "{docs:?}"
+    );
+
+    svc.sigterm();
+    assert!(svc.wait_exit(Duration::from_secs(20)).await.success());
+    let mut secrets = identity.issued.clone();
+    secrets.push(forged.into());
+    assert_no_secret_in_output(&mut [&mut svc], &secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_metrics_interval_is_flushed_at_sigterm() {
+    let mut identity = Identity::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(&identity, &dir);
+    // No periodic flush during the test: whatever is written comes from the shutdown.
+    env.insert("METRICS_INTERVAL_SECS".into(), "3600".into());
+    env.insert("SHUTDOWN_DELAY_SECS".into(), "0".into());
+    env.insert("SHUTDOWN_TIMEOUT_SECS".into(), "5".into());
+    let mut svc = Service::serve(&env);
+    svc.wait_healthy().await;
+    let client = http();
+    let token = identity.bearer_token("players/read").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let resp = client
+            .get(svc.url("/v1/players"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
+    }
+    svc.wait_for_stdout("the access lines", |lines| {
+        ids.iter()
+            .all(|id| !access_lines(lines, id).is_empty())
+            .then_some(())
+    })
+    .await;
+    let before = emf_documents(&json_lines(&svc.stdout.snapshot()));
+    assert_eq!(request_count(&before, "/v1/players", "2xx"), 0, "{before:?}");
+
+    svc.sigterm();
+    let exit = svc.wait_exit(Duration::from_secs(20)).await;
+    assert!(exit.success(), "{exit}");
+    let lines = json_lines(&svc.stdout.snapshot());
+    let docs = emf_documents(&lines);
+    assert_eq!(request_count(&docs, "/v1/players", "2xx"), 3, "{docs:?}");
+    assert_eq!(request_count(&docs, "/health", "2xx") as usize, {
+        // Every /health probe of wait_healthy that got an answer was logged.
+        lines
+            .iter()
+            .filter(|l| l["event"] == "access" && l["route"] == "/health")
+            .count()
+    });
+    let secrets = identity.issued.clone();
+    assert_no_secret_in_output(&mut [&mut svc], &secrets);
+}
