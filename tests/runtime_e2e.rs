@@ -338,3 +338,155 @@ async fn the_last_metrics_interval_is_flushed_at_sigterm() {
     let secrets = identity.issued.clone();
     assert_no_secret_in_output(&mut [&mut svc], &secrets);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Graceful shutdown
+
+/// A POST /v1/players whose body is sent in `chunks` pieces, one every `every`, over a raw
+/// connection: a request that stays in flight for as long as the test wants.
+struct Trickle {
+    stream: tokio::net::TcpStream,
+    body: Vec<u8>,
+}
+
+impl Trickle {
+    /// Sends the head with `Expect: 100-continue` and waits for the server's `100 Continue`:
+    /// from then on a worker owns the request.
+    async fn start(port: u16, token: &str, request_id: &str) -> Trickle {
+        let body = PLAYER.replace("Ada Hegerberg", request_id).into_bytes();
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /v1/players HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nauthorization: Bearer {token}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\
+             x-request-id: {request_id}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let continued = tokio::time::timeout(DEADLINE, async {
+            let mut buf = [0u8; 256];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "connection closed before 100 Continue");
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(continued.is_ok(), "no 100 Continue");
+        let interim = String::from_utf8_lossy(&got);
+        assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+        Trickle { stream, body }
+    }
+
+    /// Sends the body over `over`, then reads the whole response; returns its status.
+    async fn finish(mut self, chunks: usize, over: Duration) -> u16 {
+        let size = self.body.len().div_ceil(chunks);
+        let every = over / chunks as u32;
+        for chunk in self.body.chunks(size) {
+            self.stream.write_all(chunk).await.unwrap();
+            tokio::time::sleep(every).await;
+        }
+        let mut response = Vec::new();
+        tokio::time::timeout(DEADLINE, self.stream.read_to_end(&mut response))
+            .await
+            .expect("the response came")
+            .expect("reading the response");
+        let text = String::from_utf8_lossy(&response);
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {text:?}"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero() {
+    const DELAY: Duration = Duration::from_secs(2);
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    let mut identity = Identity::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(&identity, &dir);
+    env.insert("SHUTDOWN_DELAY_SECS".into(), DELAY.as_secs().to_string());
+    env.insert("SHUTDOWN_TIMEOUT_SECS".into(), TIMEOUT.as_secs().to_string());
+    let mut svc = Service::serve(&env);
+    svc.wait_for("/ready", 200).await;
+    let token = identity.bearer_token("players/read players/write").await;
+    let client = http();
+
+    // In flight before the signal, and still sending its body well after the delay.
+    let early = Trickle::start(svc.port, &token, "trickle-early").await;
+    let early = tokio::spawn(early.finish(10, Duration::from_secs(5)));
+
+    let signalled = Instant::now();
+    svc.sigterm();
+
+    // /ready goes 503 at once; new connections are still served during the delay.
+    loop {
+        let status = client.get(svc.url("/ready")).send().await.unwrap().status();
+        if status == 503 {
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "/ready still {status} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = client.get(svc.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "/health during the delay");
+    assert!(signalled.elapsed() < DELAY, "the checks above ran during the delay");
+    // A request accepted during the delay completes too.
+    let late = Trickle::start(svc.port, &token, "trickle-late").await;
+    let late = tokio::spawn(late.finish(5, Duration::from_secs(2)));
+
+    // After the delay, no new connection is accepted while the requests still drain.
+    let refused_after = loop {
+        if std::net::TcpStream::connect(("127.0.0.1", svc.port)).is_err() {
+            break signalled.elapsed();
+        }
+        assert!(
+            signalled.elapsed() < DELAY + Duration::from_secs(2),
+            "still accepting connections {:?} after SIGTERM",
+            signalled.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        refused_after >= DELAY - Duration::from_millis(100),
+        "stopped accepting after {refused_after:?}, before the delay of {DELAY:?}"
+    );
+    assert!(svc.exited().is_none(), "exited before draining");
+    assert!(!early.is_finished(), "the early request should still be in flight");
+
+    assert_eq!(early.await.unwrap(), 201, "the request in flight at SIGTERM");
+    assert_eq!(late.await.unwrap(), 201, "the request accepted during the delay");
+    let exit = svc
+        .wait_exit((DELAY + TIMEOUT + Duration::from_secs(5)).saturating_sub(signalled.elapsed()))
+        .await;
+    assert!(exit.success(), "exit status {exit}");
+    assert!(signalled.elapsed() < DELAY + TIMEOUT, "{:?}", signalled.elapsed());
+
+    let lines = json_lines(&svc.stdout.snapshot());
+    for id in ["trickle-early", "trickle-late"] {
+        let access = access_lines(&lines, id);
+        assert_eq!(access.len(), 1, "{id}: {access:?}");
+        assert_eq!(access[0]["status"], 201, "{}", access[0]);
+    }
+    let shutdown: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "shutdown")
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    assert!(
+        shutdown.iter().any(|m| m.starts_with("drained")),
+        "{shutdown:?}"
+    );
+    assert!(
+        !shutdown.iter().any(|m| m.contains("timed out")),
+        "{shutdown:?}"
+    );
+    let secrets = identity.issued.clone();
+    assert_no_secret_in_output(&mut [&mut svc], &secrets);
+}
