@@ -490,3 +490,205 @@ async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero()
     let secrets = identity.issued.clone();
     assert_no_secret_in_output(&mut [&mut svc], &secrets);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Secrets Manager (moto)
+
+/// PostgreSQL settings without credentials: they come from DB_SECRET_ARN.
+fn pg_env(identity: &Identity, db: &FreshDb) -> std::collections::BTreeMap<String, String> {
+    let mut env = identity.base_env();
+    for (k, v) in [
+        ("DB_HOST", "127.0.0.1"),
+        ("DB_PORT", "5432"),
+        ("DB_NAME", db.name.as_str()),
+        ("DB_SSLMODE", "disable"),
+        ("STARTUP_DEADLINE_SECS", "20"),
+        ("SHUTDOWN_DELAY_SECS", "0"),
+    ] {
+        env.insert(k.into(), v.into());
+    }
+    env
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_db_credentials_and_settings_from_secrets_manager() {
+    let mut identity = Identity::start().await;
+    let moto = Moto::start();
+    let db = FreshDb::create().await;
+    let password = unique("Pw-e2e");
+    let ignored_value = unique("Not-a-setting-value");
+    let db_arn = moto
+        .create_secret(
+            "players/e2e/db",
+            &serde_json::json!({"username": "postgres", "password": password}).to_string(),
+        )
+        .await;
+    // Overlaid on the environment, which allows local-service: after the overlay it may not.
+    let app_arn = moto
+        .create_secret(
+            "players/e2e/app",
+            &serde_json::json!({
+                "BEARER_CLIENT_IDS": "some-other-client",
+                "NOT_A_SETTING": ignored_value,
+            })
+            .to_string(),
+        )
+        .await;
+    let mut env = pg_env(&identity, &db);
+    moto.env(&mut env);
+    env.insert("DB_SECRET_ARN".into(), db_arn.clone());
+    env.insert("APP_SECRET_ARN".into(), app_arn.clone());
+    env.insert("LOG_LEVEL".into(), "debug".into());
+    let mut svc = Service::serve(&env);
+    svc.wait_for("/ready", 200).await;
+
+    let client = http();
+    let token = identity.bearer_token("players/read").await;
+    let resp = client
+        .get(svc.url("/v1/players"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "BEARER_CLIENT_IDS from the secret");
+    // The database works with the secret's credentials, for a caller still allowed.
+    let alb = identity.alb_header(&UserClaims {
+        sub: "b0000000-0000-4000-8000-00000000cafe".into(),
+        email: "someone@players.example".into(),
+        username: "someone".into(),
+        name: "Some One".into(),
+        groups: None,
+    });
+    let resp = client
+        .get(svc.url("/v1/me"))
+        .header("x-amzn-oidc-data", &alb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // An unknown key is ignored, and said so by name only.
+    let warning = svc
+        .wait_for_stdout("the warning about the unknown key", |lines| {
+            lines
+                .iter()
+                .find(|l| l["level"] == "WARN" && l.to_string().contains("NOT_A_SETTING"))
+                .cloned()
+        })
+        .await;
+    assert!(warning.to_string().contains("players/e2e/app"), "{warning}");
+    // The pool gauges of the PostgreSQL store reach the metrics.
+    svc.wait_for_stdout("DbPoolIdle in an EMF document", |lines| {
+        emf_documents(lines)
+            .into_iter()
+            .find(|d| d["DbPoolIdle"].is_u64() && d["DbPoolInUse"].is_u64())
+    })
+    .await;
+
+    svc.sigterm();
+    assert!(svc.wait_exit(Duration::from_secs(20)).await.success());
+    let mut secrets = identity.issued.clone();
+    secrets.extend([password, ignored_value]);
+    assert_no_secret_in_output(&mut [&mut svc], &secrets);
+}
+
+/// Starts serve with `secrets` set and expects it to fail at start-up: a non-zero exit within
+/// the deadline and one stderr line, returned.
+async fn start_up_failure(env: &std::collections::BTreeMap<String, String>) -> (Service, String) {
+    let mut svc = Service::serve(env);
+    let started = Instant::now();
+    let exit = svc.wait_exit(Duration::from_secs(40)).await;
+    assert!(!exit.success(), "started despite the bad secret");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    let lines = svc.stderr_lines();
+    assert_eq!(lines.len(), 1, "one stderr line: {lines:?}");
+    json_lines(&svc.stdout.snapshot());
+    let line = lines[0].clone();
+    (svc, line)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_secrets_stop_start_up_with_one_clear_line_and_no_value() {
+    let identity = Identity::start().await;
+    let moto = Moto::start();
+    let db = FreshDb::create().await;
+    let leaky = unique("Leaky-value");
+    let mut base = pg_env(&identity, &db);
+    moto.env(&mut base);
+    let good_db = moto
+        .create_secret(
+            "players/e2e/good-db",
+            &serde_json::json!({"username": "postgres", "password": leaky}).to_string(),
+        )
+        .await;
+    let mut services = Vec::new();
+
+    // Missing: the id, the AWS code, the setting and what to check.
+    let absent = "arn:aws:secretsmanager:us-east-1:123456789012:secret:players/absent-AbCdEf";
+    let mut env = base.clone();
+    env.insert("DB_SECRET_ARN".into(), absent.into());
+    let (svc, line) = start_up_failure(&env).await;
+    services.push(svc);
+    for part in [absent, "ResourceNotFoundException", "DB_SECRET_ARN", "AWS_REGION"] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+
+    // Access denied (moto does not enforce IAM: a stand-in answers as Secrets Manager would).
+    let mut env = base.clone();
+    let refusing = refusing_secrets_manager("AccessDeniedException");
+    aws_env(&mut env, &refusing);
+    env.insert("DB_SECRET_ARN".into(), "players/e2e/denied".into());
+    let (svc, line) = start_up_failure(&env).await;
+    services.push(svc);
+    for part in ["players/e2e/denied", "AccessDeniedException", "task role"] {
+        assert!(line.contains(part), "{part} missing from: {line}");
+    }
+
+    // Malformed database secrets: named, explained, never quoted.
+    for (name, value) in [
+        ("players/e2e/not-json", format!("username=postgres password={leaky}")),
+        (
+            "players/e2e/no-password",
+            serde_json::json!({"username": "postgres", "pass": leaky}).to_string(),
+        ),
+    ] {
+        let arn = moto.create_secret(name, &value).await;
+        let mut env = base.clone();
+        env.insert("DB_SECRET_ARN".into(), arn.clone());
+        let (svc, line) = start_up_failure(&env).await;
+        services.push(svc);
+        assert!(line.contains(name), "{line}");
+        assert!(line.contains("malformed"), "{line}");
+        assert!(line.contains("DB_SECRET_ARN"), "{line}");
+    }
+
+    // Settings secret: a value of the wrong type, and a value the setting refuses.
+    for (name, value, key) in [
+        (
+            "players/e2e/app-not-scalar",
+            serde_json::json!({"BEARER_CLIENT_IDS": [leaky]}),
+            "BEARER_CLIENT_IDS",
+        ),
+        (
+            "players/e2e/app-bad-port",
+            serde_json::json!({"DB_PORT": leaky}),
+            "DB_PORT",
+        ),
+    ] {
+        let arn = moto.create_secret(name, &value.to_string()).await;
+        let mut env = base.clone();
+        env.insert("DB_SECRET_ARN".into(), good_db.clone());
+        env.insert("APP_SECRET_ARN".into(), arn);
+        let (svc, line) = start_up_failure(&env).await;
+        services.push(svc);
+        assert!(line.contains("APP_SECRET_ARN"), "{line}");
+        assert!(line.contains(key), "{key} missing from: {line}");
+    }
+
+    let mut refs: Vec<&mut Service> = services.iter_mut().collect();
+    assert_no_secret_in_output(&mut refs, &[leaky]);
+}
