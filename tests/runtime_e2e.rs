@@ -20,7 +20,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
 const TRACE_ID: &str = "1-5759e988-bd862e3fe1be46a994272793";
 
-fn sqlite_env(identity: &Identity, dir: &tempfile::TempDir) -> std::collections::BTreeMap<String, String> {
+fn sqlite_env(
+    identity: &Identity,
+    dir: &tempfile::TempDir,
+) -> std::collections::BTreeMap<String, String> {
     let mut env = identity.base_env();
     env.insert(
         "DATABASE_URL".into(),
@@ -132,7 +135,10 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
     assert_eq!(access.len(), 1, "one access line per request: {access:?}");
     let access = access[0];
     assert_eq!(access["status"], 404, "{access}");
-    assert!(access["latency_ms"].as_f64().is_some_and(|l| l >= 0.0), "{access}");
+    assert!(
+        access["latency_ms"].as_f64().is_some_and(|l| l >= 0.0),
+        "{access}"
+    );
     assert!(access["bytes"].as_u64().is_some_and(|b| b > 0), "{access}");
     assert_eq!(access["principal_kind"], "service", "{access}");
     assert_eq!(access["principal_id"], CLIENT_ID, "{access}");
@@ -155,11 +161,17 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
     assert_eq!(access[0]["principal_kind"], "user", "{}", access[0]);
     assert_eq!(access[0]["principal_id"], sub, "{}", access[0]);
     for line in &of_user {
-        assert_eq!(line["trace_id"], "1-5759e988-000000000000000000000abc", "{line}");
+        assert_eq!(
+            line["trace_id"], "1-5759e988-000000000000000000000abc",
+            "{line}"
+        );
         assert_eq!(line["route"], "/v1/me", "{line}");
     }
     for line in &lines {
-        assert!(!line.to_string().contains(email), "an email in a log line: {line}");
+        assert!(
+            !line.to_string().contains(email),
+            "an email in a log line: {line}"
+        );
     }
 
     // The replaced id: one access line under the new id, no trace id.
@@ -268,7 +280,10 @@ async fn emf_documents_are_valid_and_count_every_request_once() {
     for doc in &route_docs {
         let latency = &doc["Latency"];
         assert!(latency["Count"].as_u64().is_some_and(|c| c > 0), "{doc}");
-        assert!(latency["Values"].is_array() && latency["Counts"].is_array(), "{doc}");
+        assert!(
+            latency["Values"].is_array() && latency["Counts"].is_array(),
+            "{doc}"
+        );
     }
     let failures: u64 = docs
         .iter()
@@ -278,7 +293,8 @@ async fn emf_documents_are_valid_and_count_every_request_once() {
     assert_eq!(failures, 2, "AuthFailures by reason: {docs:?}");
     // The service-wide counters go out every interval (zeros included, so alarms see data).
     assert!(
-        docs.iter().any(|d| d["SecretRefreshes"].is_u64() && d["JwksRefreshes"].is_u64()),
+        docs.iter()
+            .any(|d| d["SecretRefreshes"].is_u64() && d["JwksRefreshes"].is_u64()),
         "{docs:?}"
     );
 
@@ -320,7 +336,11 @@ async fn the_last_metrics_interval_is_flushed_at_sigterm() {
     })
     .await;
     let before = emf_documents(&json_lines(&svc.stdout.snapshot()));
-    assert_eq!(request_count(&before, "/v1/players", "2xx"), 0, "{before:?}");
+    assert_eq!(
+        request_count(&before, "/v1/players", "2xx"),
+        0,
+        "{before:?}"
+    );
 
     svc.sigterm();
     let exit = svc.wait_exit(Duration::from_secs(20)).await;
@@ -409,7 +429,10 @@ async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero()
     let dir = tempfile::tempdir().unwrap();
     let mut env = sqlite_env(&identity, &dir);
     env.insert("SHUTDOWN_DELAY_SECS".into(), DELAY.as_secs().to_string());
-    env.insert("SHUTDOWN_TIMEOUT_SECS".into(), TIMEOUT.as_secs().to_string());
+    env.insert(
+        "SHUTDOWN_TIMEOUT_SECS".into(),
+        TIMEOUT.as_secs().to_string(),
+    );
     let mut svc = Service::serve(&env);
     svc.wait_for("/ready", 200).await;
     let token = identity.bearer_token("players/read players/write").await;
@@ -436,7 +459,10 @@ async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero()
     }
     let health = client.get(svc.url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200, "/health during the delay");
-    assert!(signalled.elapsed() < DELAY, "the checks above ran during the delay");
+    assert!(
+        signalled.elapsed() < DELAY,
+        "the checks above ran during the delay"
+    );
     // A request accepted during the delay completes too.
     let late = Trickle::start(svc.port, &token, "trickle-late").await;
     let late = tokio::spawn(late.finish(5, Duration::from_secs(2)));
@@ -458,15 +484,30 @@ async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero()
         "stopped accepting after {refused_after:?}, before the delay of {DELAY:?}"
     );
     assert!(svc.exited().is_none(), "exited before draining");
-    assert!(!early.is_finished(), "the early request should still be in flight");
+    assert!(
+        !early.is_finished(),
+        "the early request should still be in flight"
+    );
 
-    assert_eq!(early.await.unwrap(), 201, "the request in flight at SIGTERM");
-    assert_eq!(late.await.unwrap(), 201, "the request accepted during the delay");
+    assert_eq!(
+        early.await.unwrap(),
+        201,
+        "the request in flight at SIGTERM"
+    );
+    assert_eq!(
+        late.await.unwrap(),
+        201,
+        "the request accepted during the delay"
+    );
     let exit = svc
         .wait_exit((DELAY + TIMEOUT + Duration::from_secs(5)).saturating_sub(signalled.elapsed()))
         .await;
     assert!(exit.success(), "exit status {exit}");
-    assert!(signalled.elapsed() < DELAY + TIMEOUT, "{:?}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < DELAY + TIMEOUT,
+        "{:?}",
+        signalled.elapsed()
+    );
 
     let lines = json_lines(&svc.stdout.snapshot());
     for id in ["trickle-early", "trickle-late"] {
@@ -603,7 +644,11 @@ async fn start_up_failure(env: &std::collections::BTreeMap<String, String>) -> (
     let started = Instant::now();
     let exit = svc.wait_exit(Duration::from_secs(40)).await;
     assert!(!exit.success(), "started despite the bad secret");
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     let lines = svc.stderr_lines();
     assert_eq!(lines.len(), 1, "one stderr line: {lines:?}");
     json_lines(&svc.stdout.snapshot());
@@ -633,7 +678,12 @@ async fn unusable_secrets_stop_start_up_with_one_clear_line_and_no_value() {
     env.insert("DB_SECRET_ARN".into(), absent.into());
     let (svc, line) = start_up_failure(&env).await;
     services.push(svc);
-    for part in [absent, "ResourceNotFoundException", "DB_SECRET_ARN", "AWS_REGION"] {
+    for part in [
+        absent,
+        "ResourceNotFoundException",
+        "DB_SECRET_ARN",
+        "AWS_REGION",
+    ] {
         assert!(line.contains(part), "{part} missing from: {line}");
     }
 
@@ -650,7 +700,10 @@ async fn unusable_secrets_stop_start_up_with_one_clear_line_and_no_value() {
 
     // Malformed database secrets: named, explained, never quoted.
     for (name, value) in [
-        ("players/e2e/not-json", format!("username=postgres password={leaky}")),
+        (
+            "players/e2e/not-json",
+            format!("username=postgres password={leaky}"),
+        ),
         (
             "players/e2e/no-password",
             serde_json::json!({"username": "postgres", "pass": leaky}).to_string(),

@@ -516,8 +516,8 @@ impl Drop for FreshDb {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         r#"drop database if exists "{name}" with (force)"#
                     )))
-                        .execute(&mut conn)
-                        .await;
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
