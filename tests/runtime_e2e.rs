@@ -4,7 +4,10 @@
 //! anything a child process wrote.
 //!
 //! Identity comes from the local ALB stand-in started in this process (its `api_env()` is the
-//! child's identity configuration); PostgreSQL is the machine's cluster on 127.0.0.1:5432.
+//! child's identity configuration); PostgreSQL is the machine's cluster on 127.0.0.1:5432 (a
+//! fresh database per test, dropped afterwards); moto is `moto_server` from
+//! `$PLAYERS_TOOLS_VENV` or `.tools/venv`. Every test ends by scanning all its children's stdout
+//! and stderr for the secrets it handled (`assert_no_secret_in_output`).
 
 #[path = "runtime_e2e/support.rs"]
 mod support;
@@ -637,7 +640,7 @@ async fn serve_takes_db_credentials_and_settings_from_secrets_manager() {
     assert_no_secret_in_output(&mut [&mut svc], &secrets);
 }
 
-/// Starts serve with `secrets` set and expects it to fail at start-up: a non-zero exit within
+/// Starts serve with `env` and expects it to fail at start-up: a non-zero exit within
 /// the deadline and one stderr line, returned.
 async fn start_up_failure(env: &std::collections::BTreeMap<String, String>) -> (Service, String) {
     let mut svc = Service::serve(env);
