@@ -87,23 +87,34 @@ async fn serve_store(
     client: Option<SecretsClient>,
 ) -> anyhow::Result<Arc<dyn PlayerStore>> {
     let db = &settings.database;
-    if db.database_url.is_some() {
+    if db.is_sqlite() {
         return open_store(db).await;
     }
-    let base = db.pg_options()?;
-    let options = credentials
-        .as_ref()
-        .map_or(base.clone(), |c| c.apply_to(&base));
-    let mut store = PostgresStore::with_options(options, &db.pool());
+    let store = match &db.database_url {
+        Some(url) => PostgresStore::connect(url.expose_secret(), &db.pool()).await?,
+        None => {
+            let base = db.pg_options()?;
+            let options = credentials
+                .as_ref()
+                .map_or(base.clone(), |c| c.apply_to(&base));
+            let mut store = PostgresStore::with_options(options, &db.pool());
+            if let (Some(credentials), Some(client), Some(secret_id)) =
+                (credentials, client, settings.secrets.db_secret_arn.clone())
+            {
+                let refresher = CredentialRefresher::new(
+                    client,
+                    secret_id,
+                    store.pool().clone(),
+                    base,
+                    credentials,
+                );
+                refresher.spawn_schedule_from(&settings.secrets);
+                store = store.with_refresher(refresher);
+            }
+            store
+        }
+    };
     metrics::spawn_pool_sampler(store.pool().clone(), Duration::from_secs(10));
-    if let (Some(credentials), Some(client), Some(secret_id)) =
-        (credentials, client, settings.secrets.db_secret_arn.clone())
-    {
-        let refresher =
-            CredentialRefresher::new(client, secret_id, store.pool().clone(), base, credentials);
-        refresher.spawn_schedule_from(&settings.secrets);
-        store = store.with_refresher(refresher);
-    }
     if db.run_migrations {
         store.migrate().await?;
     }
