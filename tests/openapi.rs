@@ -67,9 +67,10 @@ fn protected_routes_declare_security_and_errors_are_problems() {
             .find(|r| r.method.as_str() == method && r.path == path)
             .unwrap();
         // `[{}]` is OpenAPI's explicit "no authentication".
-        let has_security = op["security"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|req| req.as_object().is_some_and(|o| !o.is_empty())));
+        let has_security = op["security"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|req| req.as_object().is_some_and(|o| !o.is_empty()))
+        });
         assert_eq!(has_security, !route.public, "{method} {path}");
         if !route.public {
             for status in ["401", "403", "500"] {
