@@ -48,7 +48,7 @@ impl Principal {
     /// The id recorded in `created_by` / `updated_by` and in logs: `user:<sub>` or
     /// `service:<client id>`, so the two namespaces can never collide.
     pub fn actor_id(&self) -> String {
-        format!("{}:{}", self.kind.as_str(), self.subject)
+        self.actor().qualified()
     }
 
     /// The principal as the audit trail records it.

@@ -464,3 +464,81 @@ pub async fn delete_player(
     );
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::store::{Actor, ActorKind};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_audit_line_names_fields_but_carries_no_values() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let now = chrono::Utc::now();
+        let before = Player {
+            id: uuid::Uuid::now_v7(),
+            name: "Secret Name".into(),
+            date_of_birth: chrono::NaiveDate::from_ymd_opt(2000, 1, 2).unwrap(),
+            country: "ENG".into(),
+            team: "Old Team".into(),
+            position: Position::Defender,
+            club_number: Some(4),
+            national_team_number: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: "user:x".into(),
+            updated_by: "user:x".into(),
+        };
+        let mut after = before.clone();
+        after.team = "New Team".into();
+        after.club_number = Some(5);
+        let ctx = AuditContext {
+            actor: Actor {
+                kind: ActorKind::Service,
+                id: "client-1".into(),
+            },
+            request_id: "r-1".into(),
+            trace_id: None,
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            log_audit(
+                AuditAction::Update,
+                before.id,
+                &ctx,
+                &Changes::between(Some(&before), Some(&after)),
+            );
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        let fields = &line["fields"];
+        assert_eq!(fields["event"], "audit");
+        assert_eq!(fields["action"], "update");
+        assert_eq!(fields["player_id"], before.id.to_string());
+        assert_eq!(fields["actor_kind"], "service");
+        assert_eq!(fields["actor_id"], "client-1");
+        assert_eq!(fields["fields"], "club_number,team");
+        for value in ["Old Team", "New Team", "Secret Name"] {
+            assert!(!text.contains(value), "{text}");
+        }
+    }
+}
