@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use common::{Backend, TestDb};
 use sqlx::Row;
 
-const TABLES: &[&str] = &["players", "idempotency_keys"];
+const TABLES: &[&str] = &["players", "idempotency_keys", "audit_log"];
 
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Schema {

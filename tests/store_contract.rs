@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::NaiveDate;
-use common::{Backend, TestDb};
+use common::{Backend, TestDb, ctx};
 use players_api::{
     domain::{NewPlayer, PlayerInput, Position},
     store::{Created, Filters, Idempotency, ListQuery, PlayerStore, Sort, StoreError},
@@ -35,7 +35,7 @@ async fn create_then_get_round_trips(store: &dyn PlayerStore) {
         store
             .create(
                 &new_player("Andy Robertson", "Liverpool", Some(26)),
-                "user:a",
+                &ctx("user:a"),
                 None,
             )
             .await
@@ -56,35 +56,40 @@ async fn create_then_get_round_trips(store: &dyn PlayerStore) {
 
 async fn club_numbers_are_unique_per_team(store: &dyn PlayerStore) {
     store
-        .create(&new_player("A", "Celtic", Some(9)), "user:a", None)
+        .create(&new_player("A", "Celtic", Some(9)), &ctx("user:a"), None)
         .await
         .unwrap();
     let dup = store
-        .create(&new_player("B", "Celtic", Some(9)), "user:a", None)
+        .create(&new_player("B", "Celtic", Some(9)), &ctx("user:a"), None)
         .await;
     assert!(matches!(dup, Err(StoreError::ClubNumberTaken)), "{dup:?}");
     // Same number in another team, and players without numbers, are fine.
     store
-        .create(&new_player("C", "Rangers", Some(9)), "user:a", None)
+        .create(&new_player("C", "Rangers", Some(9)), &ctx("user:a"), None)
         .await
         .unwrap();
     store
-        .create(&new_player("D", "Celtic", None), "user:a", None)
+        .create(&new_player("D", "Celtic", None), &ctx("user:a"), None)
         .await
         .unwrap();
     store
-        .create(&new_player("E", "Celtic", None), "user:a", None)
+        .create(&new_player("E", "Celtic", None), &ctx("user:a"), None)
         .await
         .unwrap();
     // An update into a taken number is refused too, and changes nothing.
     let e = created(
         store
-            .create(&new_player("F", "Celtic", Some(10)), "user:a", None)
+            .create(&new_player("F", "Celtic", Some(10)), &ctx("user:a"), None)
             .await
             .unwrap(),
     );
     let clash = store
-        .update(e.id, &new_player("F", "Celtic", Some(9)), None, "user:b")
+        .update(
+            e.id,
+            &new_player("F", "Celtic", Some(9)),
+            None,
+            &ctx("user:b"),
+        )
         .await;
     assert!(
         matches!(clash, Err(StoreError::ClubNumberTaken)),
@@ -100,12 +105,12 @@ async fn idempotent_creates_replay_and_refuse_reuse(store: &dyn PlayerStore) {
     };
     let first = created(
         store
-            .create(&new_player("A", "T", Some(1)), "user:a", Some(&idem))
+            .create(&new_player("A", "T", Some(1)), &ctx("user:a"), Some(&idem))
             .await
             .unwrap(),
     );
     match store
-        .create(&new_player("A", "T", Some(1)), "user:a", Some(&idem))
+        .create(&new_player("A", "T", Some(1)), &ctx("user:a"), Some(&idem))
         .await
         .unwrap()
     {
@@ -117,7 +122,11 @@ async fn idempotent_creates_replay_and_refuse_reuse(store: &dyn PlayerStore) {
         request_hash: "h2".into(),
     };
     let reused = store
-        .create(&new_player("B", "T", Some(2)), "user:a", Some(&other_body))
+        .create(
+            &new_player("B", "T", Some(2)),
+            &ctx("user:a"),
+            Some(&other_body),
+        )
         .await;
     assert!(
         matches!(reused, Err(StoreError::IdempotencyKeyReused)),
@@ -125,7 +134,7 @@ async fn idempotent_creates_replay_and_refuse_reuse(store: &dyn PlayerStore) {
     );
     // Keys are per principal: another caller's same key is a new request.
     let theirs = store
-        .create(&new_player("B", "T", Some(2)), "user:b", Some(&idem))
+        .create(&new_player("B", "T", Some(2)), &ctx("user:b"), Some(&idem))
         .await
         .unwrap();
     assert!(matches!(theirs, Created::New(_)));
@@ -135,7 +144,7 @@ async fn idempotent_creates_replay_and_refuse_reuse(store: &dyn PlayerStore) {
 
 async fn a_failed_create_leaves_no_idempotency_record(store: &dyn PlayerStore) {
     store
-        .create(&new_player("A", "T", Some(1)), "user:a", None)
+        .create(&new_player("A", "T", Some(1)), &ctx("user:a"), None)
         .await
         .unwrap();
     let idem = Idempotency {
@@ -143,12 +152,12 @@ async fn a_failed_create_leaves_no_idempotency_record(store: &dyn PlayerStore) {
         request_hash: "h".into(),
     };
     let clash = store
-        .create(&new_player("B", "T", Some(1)), "user:a", Some(&idem))
+        .create(&new_player("B", "T", Some(1)), &ctx("user:a"), Some(&idem))
         .await;
     assert!(matches!(clash, Err(StoreError::ClubNumberTaken)));
     // The key was not consumed by the failure: a corrected retry with it succeeds.
     let retry = store
-        .create(&new_player("B", "T", Some(2)), "user:a", Some(&idem))
+        .create(&new_player("B", "T", Some(2)), &ctx("user:a"), Some(&idem))
         .await
         .unwrap();
     assert!(matches!(retry, Created::New(_)));
@@ -157,12 +166,17 @@ async fn a_failed_create_leaves_no_idempotency_record(store: &dyn PlayerStore) {
 async fn updates_bump_the_version_and_honour_expectations(store: &dyn PlayerStore) {
     let p = created(
         store
-            .create(&new_player("A", "T", Some(1)), "user:a", None)
+            .create(&new_player("A", "T", Some(1)), &ctx("user:a"), None)
             .await
             .unwrap(),
     );
     let u = store
-        .update(p.id, &new_player("A2", "T", Some(2)), Some(1), "service:b")
+        .update(
+            p.id,
+            &new_player("A2", "T", Some(2)),
+            Some(1),
+            &ctx("service:b"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -173,7 +187,7 @@ async fn updates_bump_the_version_and_honour_expectations(store: &dyn PlayerStor
     assert_eq!(u.created_by, "user:a");
     assert!(u.updated_at >= p.updated_at);
     let stale = store
-        .update(p.id, &new_player("A3", "T", None), Some(1), "user:a")
+        .update(p.id, &new_player("A3", "T", None), Some(1), &ctx("user:a"))
         .await;
     assert!(matches!(stale, Err(StoreError::VersionMismatch)));
     let missing = store
@@ -181,7 +195,7 @@ async fn updates_bump_the_version_and_honour_expectations(store: &dyn PlayerStor
             uuid::Uuid::now_v7(),
             &new_player("X", "T", None),
             None,
-            "user:a",
+            &ctx("user:a"),
         )
         .await;
     assert!(matches!(missing, Err(StoreError::NotFound)));
@@ -190,17 +204,17 @@ async fn updates_bump_the_version_and_honour_expectations(store: &dyn PlayerStor
 async fn deletes_honour_expectations(store: &dyn PlayerStore) {
     let p = created(
         store
-            .create(&new_player("A", "T", None), "user:a", None)
+            .create(&new_player("A", "T", None), &ctx("user:a"), None)
             .await
             .unwrap(),
     );
     assert!(matches!(
-        store.delete(p.id, Some(7)).await,
+        store.delete(p.id, Some(7), &ctx("user:a")).await,
         Err(StoreError::VersionMismatch)
     ));
-    store.delete(p.id, Some(1)).await.unwrap();
+    store.delete(p.id, Some(1), &ctx("user:a")).await.unwrap();
     assert!(matches!(
-        store.delete(p.id, None).await,
+        store.delete(p.id, None, &ctx("user:a")).await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(store.get(p.id).await, Err(StoreError::NotFound)));
@@ -219,7 +233,11 @@ async fn pages_cover_everything_once_in_order(store: &dyn PlayerStore) {
     let names = ["delta", "Alpha", "charlie", "bravo", "Echo", "alpha"];
     for (i, n) in names.iter().enumerate() {
         store
-            .create(&new_player(n, "T", Some(i as i64 + 1)), "user:a", None)
+            .create(
+                &new_player(n, "T", Some(i as i64 + 1)),
+                &ctx("user:a"),
+                None,
+            )
             .await
             .unwrap();
     }
@@ -262,7 +280,7 @@ async fn filters_narrow_the_listing(store: &dyn PlayerStore) {
     store
         .create(
             &new_player("Éder Militão", "Real Madrid", Some(3)),
-            "user:a",
+            &ctx("user:a"),
             None,
         )
         .await
@@ -270,13 +288,13 @@ async fn filters_narrow_the_listing(store: &dyn PlayerStore) {
     store
         .create(
             &new_player("Vinícius Júnior", "Real Madrid", Some(7)),
-            "user:a",
+            &ctx("user:a"),
             None,
         )
         .await
         .unwrap();
     store
-        .create(&new_player("Eder", "Lazio", Some(9)), "user:a", None)
+        .create(&new_player("Eder", "Lazio", Some(9)), &ctx("user:a"), None)
         .await
         .unwrap();
     let mut q = list(Sort::default(), 50);
@@ -310,11 +328,11 @@ async fn filters_narrow_the_listing(store: &dyn PlayerStore) {
 
 async fn name_filter_treats_wildcards_literally(store: &dyn PlayerStore) {
     store
-        .create(&new_player("100% Pure", "T", None), "user:a", None)
+        .create(&new_player("100% Pure", "T", None), &ctx("user:a"), None)
         .await
         .unwrap();
     store
-        .create(&new_player("Plain", "T", None), "user:a", None)
+        .create(&new_player("Plain", "T", None), &ctx("user:a"), None)
         .await
         .unwrap();
     let mut q = list(Sort::default(), 50);

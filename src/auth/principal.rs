@@ -7,7 +7,10 @@ use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 
 use super::{Authenticator, Permission, PermissionSet};
-use crate::error::ApiError;
+use crate::{
+    error::ApiError,
+    store::{Actor, ActorKind},
+};
 
 /// How the caller proved who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -45,7 +48,18 @@ impl Principal {
     /// The id recorded in `created_by` / `updated_by` and in logs: `user:<sub>` or
     /// `service:<client id>`, so the two namespaces can never collide.
     pub fn actor_id(&self) -> String {
-        format!("{}:{}", self.kind.as_str(), self.subject)
+        self.actor().qualified()
+    }
+
+    /// The principal as the audit trail records it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: match self.kind {
+                PrincipalKind::User => ActorKind::User,
+                PrincipalKind::Service => ActorKind::Service,
+            },
+            id: self.subject.clone(),
+        }
     }
 
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {

@@ -9,10 +9,11 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, health, logout, me, players};
+use super::{admin, audit, health, logout, me, players};
 use crate::{
     domain::{Player, PlayerInput, Position},
     error::{FieldError, Problem},
+    store::{ActorKind, AuditAction, AuditRecord},
 };
 
 #[derive(OpenApi)]
@@ -34,14 +35,28 @@ use crate::{
         openapi_json,
         me::me,
         admin::routes,
+        audit::list_audit,
         logout::logout,
     ),
-    components(schemas(Player, PlayerInput, Position, Problem, FieldError, players::PlayerPage, me::Me)),
+    components(schemas(
+        Player,
+        PlayerInput,
+        Position,
+        Problem,
+        FieldError,
+        players::PlayerPage,
+        me::Me,
+        audit::AuditPageBody,
+        AuditRecord,
+        ActorKind,
+        AuditAction,
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "players", description = "Player management"),
         (name = "operations", description = "Health, readiness and this document"),
         (name = "identity", description = "Who am I, the route table, logout"),
+        (name = "audit", description = "The audit trail of player changes (admin)"),
     )
 )]
 pub struct ApiDoc;

@@ -3,6 +3,7 @@
 //! compare it with the router and the OpenAPI document.
 
 pub mod admin;
+pub mod audit;
 pub mod docs;
 pub mod extract;
 pub mod health;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(players::configure)
         .configure(me::configure)
         .configure(admin::configure)
+        .configure(audit::configure)
         .configure(logout::configure);
 }
 
@@ -99,6 +101,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route(&Method::DELETE, "/v1/players/{id}", Some(PlayersDelete)),
     authenticated(&Method::GET, "/v1/me"),
     route(&Method::GET, "/v1/admin/routes", Some(Admin)),
+    route(&Method::GET, "/v1/admin/audit", Some(Admin)),
     route(&Method::GET, "/logout", None),
 ];
 

@@ -13,8 +13,8 @@ use crate::{
     domain::{Country, NewPlayer, Player, PlayerInput, Position, READ_ONLY_FIELDS},
     error::{ApiError, FieldError, Problem},
     store::{
-        Created, Cursor, CursorError, Filters, Idempotency, ListQuery, PlayerStore, Sort,
-        StoreError,
+        AuditAction, AuditContext, Changes, Created, Cursor, CursorError, Filters, Idempotency,
+        ListQuery, PlayerStore, Sort, StoreError,
     },
 };
 
@@ -60,6 +60,28 @@ fn with_etag(mut builder: actix_web::HttpResponseBuilder, player: &Player) -> Ht
     builder
         .insert_header((header::ETAG, player.etag()))
         .json(player)
+}
+
+/// Who is changing what, for the audit record the store writes with the change.
+fn audit_context(req: &HttpRequest, principal: &Principal) -> AuditContext {
+    AuditContext {
+        actor: principal.actor(),
+        request_id: crate::telemetry::current_request_id(),
+        trace_id: crate::telemetry::trace_id_from_request(req.headers()),
+    }
+}
+
+/// The `audit` log line of a committed change: names of the changed fields, never values.
+fn log_audit(action: AuditAction, player_id: uuid::Uuid, ctx: &AuditContext, changes: &Changes) {
+    tracing::info!(
+        event = "audit",
+        action = action.as_str(),
+        player_id = %player_id,
+        actor_kind = ctx.actor.kind.as_str(),
+        actor_id = %ctx.actor.id,
+        fields = %changes.field_names().join(","),
+        "audit"
+    );
 }
 
 const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
@@ -120,11 +142,13 @@ pub async fn create_player(
     let doc = extract::json_body(&req, payload, &[JSON]).await?;
     let idem = idempotency(&req, &doc)?;
     let player = parse_player(&doc)?;
-    let (player, replayed) = match store
-        .create(&player, &principal.actor_id(), idem.as_ref())
-        .await?
-    {
-        Created::New(p) => (p, false),
+    let ctx = audit_context(&req, &principal);
+    let (player, replayed) = match store.create(&player, &ctx, idem.as_ref()).await? {
+        Created::New(p) => {
+            let changes = Changes::between(None, Some(&p));
+            log_audit(AuditAction::Create, p.id, &ctx, &changes);
+            (p, false)
+        }
         Created::Replayed(p) => (p, true),
     };
     let mut builder = HttpResponse::Created();
@@ -363,6 +387,7 @@ pub async fn update_player(
         return Err(ApiError::Validation(read_only));
     }
     let if_match = EntityTags::from_header(req.headers(), header::IF_MATCH);
+    let ctx = audit_context(&req, &principal);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -376,11 +401,13 @@ pub async fn update_player(
         let mut doc = serde_json::to_value(current.to_input()).map_err(anyhow::Error::from)?;
         merge_patch::apply(&mut doc, &patch);
         let player = parse_player(&doc)?;
-        match store
-            .update(id, &player, Some(current.version), &principal.actor_id())
-            .await
-        {
-            Ok(updated) => return Ok(with_etag(HttpResponse::Ok(), &updated)),
+        match store.update(id, &player, Some(current.version), &ctx).await {
+            Ok(updated) => {
+                // The store replaced exactly `current` (its version matched).
+                let changes = Changes::between(Some(&current), Some(&updated));
+                log_audit(AuditAction::Update, id, &ctx, &changes);
+                return Ok(with_etag(HttpResponse::Ok(), &updated));
+            }
             // Changed between our read and write: with If-Match that is the client's stale
             // precondition; without, re-apply the patch to the new version.
             Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < PATCH_ATTEMPTS => {
@@ -412,7 +439,7 @@ pub async fn update_player(
 )]
 pub async fn delete_player(
     req: HttpRequest,
-    _principal: Principal,
+    principal: Principal,
     id: web::Path<String>,
     store: web::Data<dyn PlayerStore>,
 ) -> Result<HttpResponse, ApiError> {
@@ -427,6 +454,91 @@ pub async fn delete_player(
             Some(current.version)
         }
     };
-    store.delete(id, expected_version).await?;
+    let ctx = audit_context(&req, &principal);
+    let deleted = store.delete(id, expected_version, &ctx).await?;
+    log_audit(
+        AuditAction::Delete,
+        id,
+        &ctx,
+        &Changes::between(Some(&deleted), None),
+    );
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::store::{Actor, ActorKind};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_audit_line_names_fields_but_carries_no_values() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let now = chrono::Utc::now();
+        let before = Player {
+            id: uuid::Uuid::now_v7(),
+            name: "Secret Name".into(),
+            date_of_birth: chrono::NaiveDate::from_ymd_opt(2000, 1, 2).unwrap(),
+            country: "ENG".into(),
+            team: "Old Team".into(),
+            position: Position::Defender,
+            club_number: Some(4),
+            national_team_number: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            created_by: "user:x".into(),
+            updated_by: "user:x".into(),
+        };
+        let mut after = before.clone();
+        after.team = "New Team".into();
+        after.club_number = Some(5);
+        let ctx = AuditContext {
+            actor: Actor {
+                kind: ActorKind::Service,
+                id: "client-1".into(),
+            },
+            request_id: "r-1".into(),
+            trace_id: None,
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            log_audit(
+                AuditAction::Update,
+                before.id,
+                &ctx,
+                &Changes::between(Some(&before), Some(&after)),
+            );
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        let fields = &line["fields"];
+        assert_eq!(fields["event"], "audit");
+        assert_eq!(fields["action"], "update");
+        assert_eq!(fields["player_id"], before.id.to_string());
+        assert_eq!(fields["actor_kind"], "service");
+        assert_eq!(fields["actor_id"], "client-1");
+        assert_eq!(fields["fields"], "club_number,team");
+        for value in ["Old Team", "New Team", "Secret Name"] {
+            assert!(!text.contains(value), "{text}");
+        }
+    }
 }

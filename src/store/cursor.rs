@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Filters, Sort, SortKey};
+use super::{AuditFilters, AuditRecord, Filters, Sort, SortKey};
 use crate::domain::Player;
 
 /// The sort value of the last row of a page.
@@ -43,15 +43,35 @@ fn sort_name(sort: Sort) -> String {
     )
 }
 
-/// FNV-1a: stable across builds and releases, unlike `DefaultHasher`.
 fn fingerprint(filters: &Filters) -> u64 {
-    let text = format!(
+    fnv1a(&format!(
         "{:?}|{:?}|{:?}|{:?}",
         filters.team, filters.country, filters.position, filters.name_contains
-    );
+    ))
+}
+
+/// FNV-1a: stable across builds and releases, unlike `DefaultHasher`.
+fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+const MAX_CURSOR_LEN: usize = 1024;
+
+fn encode_json<T: Serialize>(value: &T) -> String {
+    // Serialising a plain struct of strings, dates and numbers cannot fail.
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap_or_default())
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, CursorError> {
+    if s.len() > MAX_CURSOR_LEN {
+        return Err(CursorError::Malformed);
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| CursorError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)
 }
 
 impl Cursor {
@@ -70,19 +90,12 @@ impl Cursor {
     }
 
     pub fn encode(&self) -> String {
-        // Serialising a plain struct of strings, dates and numbers cannot fail.
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+        encode_json(self)
     }
 
     /// Decodes a cursor and checks it belongs to this sort and these filters.
     pub fn decode(s: &str, sort: Sort, filters: &Filters) -> Result<Cursor, CursorError> {
-        if s.len() > 1024 {
-            return Err(CursorError::Malformed);
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| CursorError::Malformed)?;
-        let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)?;
+        let cursor: Cursor = decode_json(s)?;
         if cursor.s != sort_name(sort) || cursor.f != fingerprint(filters) {
             return Err(CursorError::Mismatch);
         }
@@ -100,6 +113,56 @@ impl Cursor {
 
     pub fn value(&self) -> &SortValue {
         &self.v
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+}
+
+/// Where the next page of the audit listing (newest first) starts: the last record's time and
+/// id, and a fingerprint of the filters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCursor {
+    t: DateTime<Utc>,
+    id: Uuid,
+    f: u64,
+}
+
+fn audit_fingerprint(filters: &AuditFilters) -> u64 {
+    fnv1a(&format!(
+        "audit|{:?}|{:?}|{:?}|{:?}",
+        filters.player_id,
+        filters.actor_id,
+        filters.from.map(|t| t.timestamp_micros()),
+        filters.to.map(|t| t.timestamp_micros()),
+    ))
+}
+
+impl AuditCursor {
+    pub fn after(last: &AuditRecord, filters: &AuditFilters) -> AuditCursor {
+        AuditCursor {
+            t: last.occurred_at,
+            id: last.id,
+            f: audit_fingerprint(filters),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        encode_json(self)
+    }
+
+    /// Decodes a cursor and checks it belongs to these filters.
+    pub fn decode(s: &str, filters: &AuditFilters) -> Result<AuditCursor, CursorError> {
+        let cursor: AuditCursor = decode_json(s)?;
+        if cursor.f != audit_fingerprint(filters) {
+            return Err(CursorError::Mismatch);
+        }
+        Ok(cursor)
+    }
+
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        self.t
     }
 
     pub fn id(&self) -> Uuid {
@@ -176,5 +239,37 @@ mod tests {
                 Err(CursorError::Malformed)
             );
         }
+    }
+
+    #[test]
+    fn audit_cursors_round_trip_and_are_bound_to_their_filters() {
+        use crate::store::{ActorKind, AuditAction};
+        let record = AuditRecord {
+            id: Uuid::now_v7(),
+            occurred_at: Utc::now(),
+            actor_kind: ActorKind::User,
+            actor_id: "x".into(),
+            action: AuditAction::Create,
+            player_id: Uuid::now_v7(),
+            changes: serde_json::json!({}),
+            request_id: "r".into(),
+            trace_id: None,
+        };
+        let filters = AuditFilters {
+            actor_id: Some("x".into()),
+            ..AuditFilters::default()
+        };
+        let c = AuditCursor::after(&record, &filters);
+        assert_eq!(AuditCursor::decode(&c.encode(), &filters).unwrap(), c);
+        assert_eq!(
+            AuditCursor::decode(&c.encode(), &AuditFilters::default()),
+            Err(CursorError::Mismatch)
+        );
+        // A players cursor is not an audit cursor.
+        let players = Cursor::after(&player(), Sort::default(), &Filters::default()).encode();
+        assert_eq!(
+            AuditCursor::decode(&players, &filters),
+            Err(CursorError::Malformed)
+        );
     }
 }

@@ -10,17 +10,31 @@ use sqlx::{
 
 type Embedded = (i64, &'static str, &'static str);
 
-const POSTGRES: &[Embedded] = &[(
-    1,
-    "players",
-    include_str!("../../migrations/postgres/0001_players.sql"),
-)];
+const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "players",
+        include_str!("../../migrations/postgres/0001_players.sql"),
+    ),
+    (
+        2,
+        "audit",
+        include_str!("../../migrations/postgres/0002_audit.sql"),
+    ),
+];
 
-const SQLITE: &[Embedded] = &[(
-    1,
-    "players",
-    include_str!("../../migrations/sqlite/0001_players.sql"),
-)];
+const SQLITE: &[Embedded] = &[
+    (
+        1,
+        "players",
+        include_str!("../../migrations/sqlite/0001_players.sql"),
+    ),
+    (
+        2,
+        "audit",
+        include_str!("../../migrations/sqlite/0002_audit.sql"),
+    ),
+];
 
 fn migrator(list: &[Embedded]) -> Migrator {
     Migrator::with_migrations(

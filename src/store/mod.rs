@@ -1,7 +1,9 @@
 //! Storage of players. `PlayerStore` is the contract; `postgres` (production) and `sqlite`
 //! (embedded, the zero-configuration default) implement it, and the same test suite runs
-//! against both (`tests/store_contract.rs`).
+//! against both (`tests/store_contract.rs`). Every change writes its audit record (`audit`) in
+//! the same transaction.
 
+mod audit;
 mod cursor;
 mod migrations;
 mod postgres;
@@ -15,7 +17,11 @@ use uuid::Uuid;
 
 use crate::domain::{NewPlayer, Player, Position};
 
-pub use cursor::{Cursor, CursorError};
+pub use audit::{
+    AUDITED_FIELDS, Actor, ActorKind, AuditAction, AuditContext, AuditFilters, AuditPage,
+    AuditQuery, AuditRecord, Changes,
+};
+pub use cursor::{AuditCursor, Cursor, CursorError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -131,10 +137,12 @@ pub struct Page {
 
 #[async_trait::async_trait]
 pub trait PlayerStore: Send + Sync + 'static {
+    /// Creates a player and its `create` audit record. A replayed idempotent request changes
+    /// nothing and records nothing.
     async fn create(
         &self,
         player: &NewPlayer,
-        actor: &str,
+        ctx: &AuditContext,
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError>;
 
@@ -143,15 +151,26 @@ pub trait PlayerStore: Send + Sync + 'static {
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
 
     /// Replaces the player's fields; with `expected_version`, only if it still matches.
+    /// Records an `update` with the fields that changed.
     async fn update(
         &self,
         id: Uuid,
         player: &NewPlayer,
         expected_version: Option<i64>,
-        actor: &str,
+        ctx: &AuditContext,
     ) -> Result<Player, StoreError>;
 
-    async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError>;
+    /// Deletes the player (with `expected_version`, only if it still matches), records a
+    /// `delete`, and returns the player as it was.
+    async fn delete(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> Result<Player, StoreError>;
+
+    /// The audit trail, newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
 
     /// Cheap round trip to the database, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;

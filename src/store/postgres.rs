@@ -2,18 +2,21 @@
 
 use anyhow::Context;
 use chrono::Duration;
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use sqlx::{
-    Acquire, Postgres, Row,
+    Acquire, PgConnection, Postgres, Row,
     pool::PoolConnection,
     postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow},
 };
 use uuid::Uuid;
 
 use super::{
-    Created, IDEMPOTENCY_TTL_HOURS, Idempotency, ListQuery, Page, PlayerStore, PoolSettings,
-    StoreError, migrations, now_micros, split_page,
-    sql::{self, COLUMNS, Dialect, classify},
+    AuditAction, AuditContext, AuditPage, AuditQuery, AuditRecord, Changes, Created,
+    IDEMPOTENCY_TTL_HOURS, Idempotency, ListQuery, Page, PlayerStore, PoolSettings, StoreError,
+    audit::split_audit_page,
+    migrations, now_micros, split_page,
+    sql::{self, AuditRow, COLUMNS, Dialect, classify},
 };
 use crate::{
     domain::{NewPlayer, Player, Position},
@@ -104,27 +107,75 @@ const INSERT: &str = "insert into players (id, name, name_folded, date_of_birth,
 const UPDATE: &str = "update players set name = $2, name_folded = $3, date_of_birth = $4, \
      country = $5, team = $6, position = $7, club_number = $8, national_team_number = $9, \
      version = version + 1, updated_at = $10, updated_by = $11 \
-     where id = $1 and ($12::bigint is null or version = $12) \
+     where id = $1 \
      returning id, name, date_of_birth, country, team, position, club_number, \
      national_team_number, version, created_at, updated_at, created_by, updated_by";
 
-impl PostgresStore {
-    /// After a conditional write touched no row: was the row missing, or its version stale?
-    async fn missing_or_stale(&self, id: Uuid) -> StoreError {
-        let mut conn = match self.conn().await {
-            Ok(conn) => conn,
-            Err(e) => return e,
-        };
-        match sqlx::query("select 1 from players where id = $1")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-        {
-            Ok(Some(_)) => StoreError::VersionMismatch,
-            Ok(None) => StoreError::NotFound,
-            Err(e) => classify(e, "checking whether the player exists"),
-        }
+const INSERT_AUDIT: &str = "insert into audit_log (id, occurred_at, actor_kind, actor_id, \
+     action, player_id, changes, request_id, trace_id) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+fn audit_from_row(row: &PgRow) -> Result<AuditRecord, sqlx::Error> {
+    AuditRow {
+        id: row.try_get("id")?,
+        occurred_at: row.try_get("occurred_at")?,
+        actor_kind: row.try_get("actor_kind")?,
+        actor_id: row.try_get("actor_id")?,
+        action: row.try_get("action")?,
+        player_id: row.try_get("player_id")?,
+        changes: row.try_get("changes")?,
+        request_id: row.try_get("request_id")?,
+        trace_id: row.try_get("trace_id")?,
     }
+    .into_record()
+}
+
+/// Writes the audit record of a change, inside the change's transaction.
+async fn insert_audit(
+    conn: &mut PgConnection,
+    ctx: &AuditContext,
+    action: AuditAction,
+    player_id: Uuid,
+    changes: &Changes,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_AUDIT)
+        .bind(Uuid::now_v7())
+        .bind(at)
+        .bind(ctx.actor.kind.as_str())
+        .bind(&ctx.actor.id)
+        .bind(action.as_str())
+        .bind(player_id)
+        .bind(changes.to_json_text())
+        .bind(&ctx.request_id)
+        .bind(ctx.trace_id.as_deref())
+        .execute(conn)
+        .await
+        .map_err(|e| classify(e, "recording an audit record"))?;
+    Ok(())
+}
+
+/// Reads and locks the row a conditional write is about to change, so the audit record's
+/// "before" is exactly what the write replaced: missing is `NotFound`, another version
+/// `VersionMismatch`.
+async fn lock_current(
+    conn: &mut PgConnection,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<Player, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from players where id = $1 for update"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| classify(e, "locking a player"))?
+    .ok_or(StoreError::NotFound)?;
+    let current = player_from_row(&row).map_err(|e| classify(e, "decoding a player"))?;
+    if expected_version.is_some_and(|v| v != current.version) {
+        return Err(StoreError::VersionMismatch);
+    }
+    Ok(current)
 }
 
 #[async_trait::async_trait]
@@ -133,10 +184,12 @@ impl PlayerStore for PostgresStore {
     async fn create(
         &self,
         player: &NewPlayer,
-        actor: &str,
+        ctx: &AuditContext,
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
         let now = now_micros();
+        let actor = ctx.actor.qualified();
+        let actor = actor.as_str();
         let mut conn = self.conn().await?;
         let mut tx = conn
             .begin()
@@ -194,6 +247,8 @@ impl PlayerStore for PostgresStore {
             .await
             .map_err(|e| classify(e, "inserting a player"))?;
         let created = player_from_row(&created).map_err(|e| classify(e, "decoding a player"))?;
+        let changes = Changes::between(None, Some(&created));
+        insert_audit(&mut tx, ctx, AuditAction::Create, created.id, &changes, now).await?;
         if let Some(idem) = idempotency {
             sqlx::query("update idempotency_keys set response = $3 where actor = $1 and key = $2")
                 .bind(actor)
@@ -238,14 +293,21 @@ impl PlayerStore for PostgresStore {
         Ok(split_page(players, query))
     }
 
-    #[tracing::instrument(name = "db.update_player", skip(self, player, actor))]
+    #[tracing::instrument(name = "db.update_player", skip(self, player, ctx))]
     async fn update(
         &self,
         id: Uuid,
         player: &NewPlayer,
         expected_version: Option<i64>,
-        actor: &str,
+        ctx: &AuditContext,
     ) -> Result<Player, StoreError> {
+        let now = now_micros();
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(|e| classify(e, "starting a transaction"))?;
+        let before = lock_current(&mut tx, id, expected_version).await?;
         let row = sqlx::query(UPDATE)
             .bind(id)
             .bind(player.name().as_str())
@@ -256,33 +318,68 @@ impl PlayerStore for PostgresStore {
             .bind(player.position().as_str())
             .bind(player.club_number())
             .bind(player.national_team_number())
-            .bind(now_micros())
-            .bind(actor)
-            .bind(expected_version)
-            .fetch_optional(&mut *self.conn().await?)
+            .bind(now)
+            .bind(ctx.actor.qualified())
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| classify(e, "updating a player"))?;
-        match row {
-            Some(row) => player_from_row(&row).map_err(|e| classify(e, "decoding a player")),
-            None => Err(self.missing_or_stale(id).await),
-        }
+        let after = player_from_row(&row).map_err(|e| classify(e, "decoding a player"))?;
+        let changes = Changes::between(Some(&before), Some(&after));
+        insert_audit(&mut tx, ctx, AuditAction::Update, id, &changes, now).await?;
+        tx.commit()
+            .await
+            .map_err(|e| classify(e, "committing a player update"))?;
+        Ok(after)
     }
 
-    #[tracing::instrument(name = "db.delete_player", skip(self))]
-    async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError> {
-        let deleted = sqlx::query(
-            "delete from players where id = $1 and ($2::bigint is null or version = $2)",
+    #[tracing::instrument(name = "db.delete_player", skip(self, ctx))]
+    async fn delete(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> Result<Player, StoreError> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn
+            .begin()
+            .await
+            .map_err(|e| classify(e, "starting a transaction"))?;
+        let before = lock_current(&mut tx, id, expected_version).await?;
+        sqlx::query("delete from players where id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "deleting a player"))?;
+        let changes = Changes::between(Some(&before), None);
+        insert_audit(
+            &mut tx,
+            ctx,
+            AuditAction::Delete,
+            id,
+            &changes,
+            now_micros(),
         )
-        .bind(id)
-        .bind(expected_version)
-        .execute(&mut *self.conn().await?)
-        .await
-        .map_err(|e| classify(e, "deleting a player"))?
-        .rows_affected();
-        if deleted == 0 {
-            return Err(self.missing_or_stale(id).await);
-        }
-        Ok(())
+        .await?;
+        tx.commit()
+            .await
+            .map_err(|e| classify(e, "committing a player deletion"))?;
+        Ok(before)
+    }
+
+    #[tracing::instrument(name = "db.list_audit", skip_all)]
+    async fn list_audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        let mut qb = sql::audit_query(Dialect::Postgres, query);
+        let rows = qb
+            .build()
+            .fetch_all(&mut *self.conn().await?)
+            .await
+            .map_err(|e| classify(e, "listing the audit trail"))?;
+        let records = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| classify(e, "decoding audit records"))?;
+        Ok(split_audit_page(records, query))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

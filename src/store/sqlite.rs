@@ -5,7 +5,7 @@ use std::{str::FromStr, time::Duration as StdDuration};
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{
-    Row,
+    Row, SqliteConnection,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
         SqliteSynchronous,
@@ -14,11 +14,13 @@ use sqlx::{
 use uuid::Uuid;
 
 use super::{
-    Created, IDEMPOTENCY_TTL_HOURS, Idempotency, ListQuery, Page, PlayerStore, PoolSettings,
-    StoreError, migrations, now_micros,
+    AuditAction, AuditContext, AuditPage, AuditQuery, AuditRecord, Changes, Created,
+    IDEMPOTENCY_TTL_HOURS, Idempotency, ListQuery, Page, PlayerStore, PoolSettings, StoreError,
+    audit::split_audit_page,
+    migrations, now_micros,
     postgres::replay,
     split_page,
-    sql::{self, COLUMNS, Dialect, classify},
+    sql::{self, AuditRow, COLUMNS, Dialect, classify},
 };
 use crate::domain::{NewPlayer, Player, Position};
 
@@ -92,21 +94,84 @@ const INSERT: &str = "insert into players (id, name, name_folded, date_of_birth,
 const UPDATE: &str = "update players set name = ?2, name_folded = ?3, date_of_birth = ?4, \
      country = ?5, team = ?6, position = ?7, club_number = ?8, national_team_number = ?9, \
      version = version + 1, updated_at = ?10, updated_by = ?11 \
-     where id = ?1 and (?12 is null or version = ?12) \
+     where id = ?1 \
      returning id, name, date_of_birth, country, team, position, club_number, \
      national_team_number, version, created_at, updated_at, created_by, updated_by";
 
+const INSERT_AUDIT: &str = "insert into audit_log (id, occurred_at, actor_kind, actor_id, \
+     action, player_id, changes, request_id, trace_id) \
+     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, sqlx::Error> {
+    AuditRow {
+        id: row.try_get("id")?,
+        occurred_at: micros_to_time(row.try_get("occurred_at")?)?,
+        actor_kind: row.try_get("actor_kind")?,
+        actor_id: row.try_get("actor_id")?,
+        action: row.try_get("action")?,
+        player_id: row.try_get("player_id")?,
+        changes: row.try_get("changes")?,
+        request_id: row.try_get("request_id")?,
+        trace_id: row.try_get("trace_id")?,
+    }
+    .into_record()
+}
+
+/// Writes the audit record of a change, inside the change's transaction.
+async fn insert_audit(
+    conn: &mut SqliteConnection,
+    ctx: &AuditContext,
+    action: AuditAction,
+    player_id: Uuid,
+    changes: &Changes,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(INSERT_AUDIT)
+        .bind(Uuid::now_v7())
+        .bind(at.timestamp_micros())
+        .bind(ctx.actor.kind.as_str())
+        .bind(&ctx.actor.id)
+        .bind(action.as_str())
+        .bind(player_id)
+        .bind(changes.to_json_text())
+        .bind(&ctx.request_id)
+        .bind(ctx.trace_id.as_deref())
+        .execute(conn)
+        .await
+        .map_err(|e| classify(e, "recording an audit record"))?;
+    Ok(())
+}
+
+/// Reads the row a conditional write is about to change (the transaction already holds the
+/// write lock): missing is `NotFound`, another version `VersionMismatch`.
+async fn current(
+    conn: &mut SqliteConnection,
+    id: Uuid,
+    expected_version: Option<i64>,
+) -> Result<Player, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from players where id = ?1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| classify(e, "reading a player"))?
+    .ok_or(StoreError::NotFound)?;
+    let current = player_from_row(&row).map_err(|e| classify(e, "decoding a player"))?;
+    if expected_version.is_some_and(|v| v != current.version) {
+        return Err(StoreError::VersionMismatch);
+    }
+    Ok(current)
+}
+
 impl SqliteStore {
-    async fn missing_or_stale(&self, id: Uuid) -> StoreError {
-        match sqlx::query("select 1 from players where id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
+    /// IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
+    /// timeout instead of failing to upgrade a read lock.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with("begin immediate")
             .await
-        {
-            Ok(Some(_)) => StoreError::VersionMismatch,
-            Ok(None) => StoreError::NotFound,
-            Err(e) => classify(e, "checking whether the player exists"),
-        }
+            .map_err(|e| classify(e, "starting a transaction"))
     }
 }
 
@@ -116,17 +181,13 @@ impl PlayerStore for SqliteStore {
     async fn create(
         &self,
         player: &NewPlayer,
-        actor: &str,
+        ctx: &AuditContext,
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
         let now = now_micros();
-        // IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy
-        // timeout instead of failing to upgrade a read lock.
-        let mut tx = self
-            .pool
-            .begin_with("begin immediate")
-            .await
-            .map_err(|e| classify(e, "starting a transaction"))?;
+        let actor = ctx.actor.qualified();
+        let actor = actor.as_str();
+        let mut tx = self.begin_write().await?;
         if let Some(idem) = idempotency {
             sqlx::query(
                 "delete from idempotency_keys where actor = ?1 and key = ?2 and created_at < ?3",
@@ -166,6 +227,8 @@ impl PlayerStore for SqliteStore {
             .await
             .map_err(|e| classify(e, "inserting a player"))?;
         let created = player_from_row(&created).map_err(|e| classify(e, "decoding a player"))?;
+        let changes = Changes::between(None, Some(&created));
+        insert_audit(&mut tx, ctx, AuditAction::Create, created.id, &changes, now).await?;
         if let Some(idem) = idempotency {
             sqlx::query(
                 "insert into idempotency_keys (actor, key, request_hash, response, created_at) \
@@ -215,14 +278,17 @@ impl PlayerStore for SqliteStore {
         Ok(split_page(players, query))
     }
 
-    #[tracing::instrument(name = "db.update_player", skip(self, player, actor))]
+    #[tracing::instrument(name = "db.update_player", skip(self, player, ctx))]
     async fn update(
         &self,
         id: Uuid,
         player: &NewPlayer,
         expected_version: Option<i64>,
-        actor: &str,
+        ctx: &AuditContext,
     ) -> Result<Player, StoreError> {
+        let now = now_micros();
+        let mut tx = self.begin_write().await?;
+        let before = current(&mut tx, id, expected_version).await?;
         let row = sqlx::query(UPDATE)
             .bind(id)
             .bind(player.name().as_str())
@@ -233,32 +299,64 @@ impl PlayerStore for SqliteStore {
             .bind(player.position().as_str())
             .bind(player.club_number())
             .bind(player.national_team_number())
-            .bind(now_micros().timestamp_micros())
-            .bind(actor)
-            .bind(expected_version)
-            .fetch_optional(&self.pool)
+            .bind(now.timestamp_micros())
+            .bind(ctx.actor.qualified())
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| classify(e, "updating a player"))?;
-        match row {
-            Some(row) => player_from_row(&row).map_err(|e| classify(e, "decoding a player")),
-            None => Err(self.missing_or_stale(id).await),
-        }
+        let after = player_from_row(&row).map_err(|e| classify(e, "decoding a player"))?;
+        let changes = Changes::between(Some(&before), Some(&after));
+        insert_audit(&mut tx, ctx, AuditAction::Update, id, &changes, now).await?;
+        tx.commit()
+            .await
+            .map_err(|e| classify(e, "committing a player update"))?;
+        Ok(after)
     }
 
-    #[tracing::instrument(name = "db.delete_player", skip(self))]
-    async fn delete(&self, id: Uuid, expected_version: Option<i64>) -> Result<(), StoreError> {
-        let deleted =
-            sqlx::query("delete from players where id = ?1 and (?2 is null or version = ?2)")
-                .bind(id)
-                .bind(expected_version)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| classify(e, "deleting a player"))?
-                .rows_affected();
-        if deleted == 0 {
-            return Err(self.missing_or_stale(id).await);
-        }
-        Ok(())
+    #[tracing::instrument(name = "db.delete_player", skip(self, ctx))]
+    async fn delete(
+        &self,
+        id: Uuid,
+        expected_version: Option<i64>,
+        ctx: &AuditContext,
+    ) -> Result<Player, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let before = current(&mut tx, id, expected_version).await?;
+        sqlx::query("delete from players where id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, "deleting a player"))?;
+        let changes = Changes::between(Some(&before), None);
+        insert_audit(
+            &mut tx,
+            ctx,
+            AuditAction::Delete,
+            id,
+            &changes,
+            now_micros(),
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(|e| classify(e, "committing a player deletion"))?;
+        Ok(before)
+    }
+
+    #[tracing::instrument(name = "db.list_audit", skip_all)]
+    async fn list_audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
+        let mut qb = sql::audit_query(Dialect::Sqlite, query);
+        let rows = qb
+            .build()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| classify(e, "listing the audit trail"))?;
+        let records = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| classify(e, "decoding audit records"))?;
+        Ok(split_audit_page(records, query))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use players_api::{
     auth::{AuthError, Authenticator, Permission, PermissionSet, Principal, PrincipalKind},
     routes::health::ShutdownFlag,
     startup::{AppState, Application},
-    store::{self, PlayerStore, PoolSettings, PostgresStore},
+    store::{self, Actor, ActorKind, AuditContext, PlayerStore, PoolSettings, PostgresStore},
 };
 use serde_json::{Value, json};
 
@@ -26,6 +26,19 @@ pub fn pool_settings() -> PoolSettings {
         max_connections: 5,
         min_connections: 0,
         acquire_timeout: Duration::from_secs(5),
+    }
+}
+
+/// The audit context of a direct store call by `actor` (`user:<sub>` or `service:<id>`).
+pub fn ctx(actor: &str) -> AuditContext {
+    let (kind, id) = actor.split_once(':').expect("kind:id");
+    AuditContext {
+        actor: Actor {
+            kind: ActorKind::parse(kind).expect("user or service"),
+            id: id.to_owned(),
+        },
+        request_id: format!("req-{id}"),
+        trace_id: None,
     }
 }
 
