@@ -24,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     security(("alb" = []), ("bearer" = []))
 )]
 #[get("/v1/admin/routes")]
+#[tracing::instrument(name = "handler.routes", skip_all)]
 pub async fn routes(_admin: Principal) -> HttpResponse {
     HttpResponse::Ok().json(super::ROUTES)
 }

@@ -159,6 +159,7 @@ fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     ),
     security(("alb" = []), ("bearer" = []))
 )]
+#[tracing::instrument(name = "handler.list_audit", skip_all)]
 pub async fn list_audit(
     _admin: Principal,
     params: web::Query<AuditParams>,

@@ -58,6 +58,7 @@ impl From<&Principal> for Me {
     security(("alb" = []), ("bearer" = []))
 )]
 #[get("/v1/me")]
+#[tracing::instrument(name = "handler.me", skip_all)]
 pub async fn me(principal: Principal) -> HttpResponse {
     HttpResponse::Ok().json(Me::from(&principal))
 }

@@ -133,6 +133,7 @@ fn idempotency(req: &HttpRequest, doc: &Value) -> Result<Option<Idempotency>, Ap
     ),
     security(("alb" = []), ("bearer" = []))
 )]
+#[tracing::instrument(name = "handler.create_player", skip_all)]
 pub async fn create_player(
     req: HttpRequest,
     principal: Principal,
@@ -283,6 +284,7 @@ impl ListParams {
     ),
     security(("alb" = []), ("bearer" = []))
 )]
+#[tracing::instrument(name = "handler.list_players", skip_all)]
 pub async fn list_players(
     _principal: Principal,
     params: web::Query<ListParams>,
@@ -315,6 +317,7 @@ pub async fn list_players(
     ),
     security(("alb" = []), ("bearer" = []))
 )]
+#[tracing::instrument(name = "handler.get_player", skip_all)]
 pub async fn get_player(
     req: HttpRequest,
     _principal: Principal,
@@ -362,6 +365,7 @@ const PATCH_ATTEMPTS: usize = 3;
     ),
     security(("alb" = []), ("bearer" = []))
 )]
+#[tracing::instrument(name = "handler.update_player", skip_all)]
 pub async fn update_player(
     req: HttpRequest,
     principal: Principal,
@@ -437,6 +441,7 @@ pub async fn update_player(
     ),
     security(("alb" = []), ("bearer" = []))
 )]
+#[tracing::instrument(name = "handler.delete_player", skip_all)]
 pub async fn delete_player(
     req: HttpRequest,
     principal: Principal,
