@@ -28,6 +28,40 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // Breakdown of the cold path: parsing alone, and verification with a fixed key (no key cache).
+    c.bench_function("alb/parse_only", |b| {
+        b.iter(|| {
+            i = (i + 1) % tokens.len();
+            black_box(players_api::auth::alb::token::parse(black_box(tokens[i].as_bytes()), 16 * 1024).unwrap());
+        })
+    });
+    let static_key = players_api::auth::alb::AlbVerifier::with_static_key(
+        {
+            let mut c = players_api::auth::alb::AlbVerifierConfig::new(vec![
+                players_api::auth::alb::SignerArn::parse(bench_support::auth_support::ARN).unwrap(),
+            ]);
+            c.issuer = Some(bench_support::auth_support::ISSUER.into());
+            c.client_id = Some(bench_support::auth_support::CLIENT.into());
+            c
+        },
+        players_api::auth::alb::AlbKey::from_pem(&s.key.public_pem()).unwrap(),
+    )
+    .unwrap();
+    c.bench_function("alb/cold_verify_static_key", |b| {
+        b.iter(|| {
+            i = (i + 1) % tokens.len();
+            black_box(s.rt.block_on(static_key.verify_uncached(black_box(&tokens[i]), now)).unwrap());
+        })
+    });
+
+    c.bench_function("overhead/block_on_empty", |b| b.iter(|| s.rt.block_on(async { black_box(1) })));
+    c.bench_function("alb/cold_verify_polled", |b| {
+        b.iter(|| {
+            i = (i + 1) % tokens.len();
+            black_box(poll_ready(static_key.verify_uncached(black_box(&tokens[i]), now)).unwrap());
+        })
+    });
+
     let hot = s.key.token();
     s.rt.block_on(s.alb.verify(&hot)).unwrap();
     c.bench_function("alb/cache_hit", |b| {
@@ -65,6 +99,16 @@ fn benches(c: &mut Criterion) {
     c.bench_function("raw/p256", |b| {
         b.iter(|| vk.verify(black_box(&msg), black_box(&sig)).unwrap())
     });
+}
+
+/// Polls a future that completes without waiting (key already cached) once, without a runtime.
+fn poll_ready<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("future was not ready"),
+    }
 }
 
 criterion_group!(auth, benches);
