@@ -54,14 +54,6 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    c.bench_function("overhead/block_on_empty", |b| b.iter(|| s.rt.block_on(async { black_box(1) })));
-    c.bench_function("alb/cold_verify_polled", |b| {
-        b.iter(|| {
-            i = (i + 1) % tokens.len();
-            black_box(poll_ready(static_key.verify_uncached(black_box(&tokens[i]), now)).unwrap());
-        })
-    });
-
     let hot = s.key.token();
     s.rt.block_on(s.alb.verify(&hot)).unwrap();
     c.bench_function("alb/cache_hit", |b| {
@@ -99,16 +91,6 @@ fn benches(c: &mut Criterion) {
     c.bench_function("raw/p256", |b| {
         b.iter(|| vk.verify(black_box(&msg), black_box(&sig)).unwrap())
     });
-}
-
-/// Polls a future that completes without waiting (key already cached) once, without a runtime.
-fn poll_ready<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => panic!("future was not ready"),
-    }
 }
 
 criterion_group!(auth, benches);
