@@ -16,13 +16,18 @@ use players_api::auth::alb::{AlbVerifier, AlbVerifierConfig, SignerArn};
 fn main() {
     let mode = std::env::var("ALB_COMPARE_MODE").unwrap_or_default();
     let Ok(dir) = std::env::var("ALB_COMPARE_DIR") else {
-        eprintln!("alb_compare: set ALB_COMPARE_MODE=gen|verify and ALB_COMPARE_DIR (see scripts/bench-alb-compare.sh)");
+        eprintln!(
+            "alb_compare: set ALB_COMPARE_MODE=gen|verify and ALB_COMPARE_DIR (see scripts/bench-alb-compare.sh)"
+        );
         return;
     };
     let dir = std::path::PathBuf::from(dir);
     match mode.as_str() {
         "gen" => {
-            let n: usize = std::env::var("ALB_COMPARE_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+            let n: usize = std::env::var("ALB_COMPARE_TOKENS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5000);
             let key = AlbKeyPair::generate();
             let tokens = bench_support::alb_tokens(&key, n);
             std::fs::create_dir_all(&dir).unwrap();
@@ -34,15 +39,22 @@ fn main() {
             println!("wrote {n} tokens to {}", dir.display());
         }
         "verify" => {
-            let secs: u64 = std::env::var("ALB_COMPARE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+            let secs: u64 = std::env::var("ALB_COMPARE_SECS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5);
             let tokens: Vec<String> = std::fs::read_to_string(dir.join("tokens.txt"))
                 .unwrap()
                 .lines()
                 .map(str::to_owned)
                 .collect();
             let meta: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap())
+                    .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let (ours, raw_lc, raw_p256) = rt.block_on(async {
                 // The key comes from a local key endpoint, cached like in production.
                 let server = TestServer::start().await;
@@ -50,7 +62,9 @@ fn main() {
                     &format!("/{}", meta["kid"].as_str().unwrap()),
                     Reply::Ok(meta["pem"].as_str().unwrap().as_bytes().to_vec()),
                 );
-                let mut c = AlbVerifierConfig::new(vec![SignerArn::parse(meta["arn"].as_str().unwrap()).unwrap()]);
+                let mut c = AlbVerifierConfig::new(vec![
+                    SignerArn::parse(meta["arn"].as_str().unwrap()).unwrap(),
+                ]);
                 c.issuer = meta["issuer"].as_str().map(str::to_owned);
                 c.client_id = meta["client"].as_str().map(str::to_owned);
                 c.key_endpoint = Some(server.base.clone());
@@ -60,7 +74,9 @@ fn main() {
 
                 // The raw backends get the same (message, signature) pairs, already decoded.
                 let pem = meta["pem"].as_str().unwrap();
-                let pk = <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(pem).unwrap();
+                let pk =
+                    <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(pem)
+                        .unwrap();
                 let lc = aws_lc_rs::signature::ParsedPublicKey::new(
                     &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
                     pk.to_sec1_bytes(),
@@ -77,7 +93,8 @@ fn main() {
 
                 // Interleave the three in short rounds so load changes on this shared machine
                 // hit all of them alike.
-                let (mut t_ours, mut t_lc, mut t_p256) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+                let (mut t_ours, mut t_lc, mut t_p256) =
+                    (Duration::ZERO, Duration::ZERO, Duration::ZERO);
                 let (mut n_ours, mut n_lc, mut n_p256) = (0u64, 0u64, 0u64);
                 let started = Instant::now();
                 let mut k = 0usize;

@@ -12,7 +12,10 @@ use std::hint::black_box;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ParsedPublicKey, UnparsedPublicKey};
 use criterion::{Criterion, criterion_group, criterion_main};
-use p256::ecdsa::{Signature, VerifyingKey, signature::{Signer, Verifier}};
+use p256::ecdsa::{
+    Signature, VerifyingKey,
+    signature::{Signer, Verifier},
+};
 
 fn benches(c: &mut Criterion) {
     let s = bench_support::setup();
@@ -24,7 +27,10 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % tokens.len();
             let t = &tokens[i];
-            black_box(s.rt.block_on(s.alb.verify_uncached(black_box(t), now)).unwrap());
+            black_box(
+                s.rt.block_on(s.alb.verify_uncached(black_box(t), now))
+                    .unwrap(),
+            );
         })
     });
 
@@ -32,7 +38,10 @@ fn benches(c: &mut Criterion) {
     c.bench_function("alb/parse_only", |b| {
         b.iter(|| {
             i = (i + 1) % tokens.len();
-            black_box(players_api::auth::alb::token::parse(black_box(tokens[i].as_bytes()), 16 * 1024).unwrap());
+            black_box(
+                players_api::auth::alb::token::parse(black_box(tokens[i].as_bytes()), 16 * 1024)
+                    .unwrap(),
+            );
         })
     });
     let static_key = players_api::auth::alb::AlbVerifier::with_static_key(
@@ -50,7 +59,10 @@ fn benches(c: &mut Criterion) {
     c.bench_function("alb/cold_verify_static_key", |b| {
         b.iter(|| {
             i = (i + 1) % tokens.len();
-            black_box(s.rt.block_on(static_key.verify_uncached(black_box(&tokens[i]), now)).unwrap());
+            black_box(
+                s.rt.block_on(static_key.verify_uncached(black_box(&tokens[i]), now))
+                    .unwrap(),
+            );
         })
     });
 
@@ -60,17 +72,28 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(s.alb.cached(black_box(&hot), now).unwrap()))
     });
     c.bench_function("alb/cache_hit_via_verify", |b| {
-        b.iter(|| black_box(s.rt.block_on(s.alb.verify_at(black_box(&hot), now)).unwrap()))
+        b.iter(|| {
+            black_box(
+                s.rt.block_on(s.alb.verify_at(black_box(&hot), now))
+                    .unwrap(),
+            )
+        })
     });
 
     let bearer_tokens: Vec<String> = (0..256)
-        .map(|_| s.issuer.sign_rs256(&s.issuer.access_claims("svc", "players/read players/write")))
+        .map(|_| {
+            s.issuer
+                .sign_rs256(&s.issuer.access_claims("svc", "players/read players/write"))
+        })
         .collect();
     let mut j = 0usize;
     c.bench_function("bearer/rs256_verify", |b| {
         b.iter(|| {
             j = (j + 1) % bearer_tokens.len();
-            black_box(s.rt.block_on(s.bearer.verify(black_box(&bearer_tokens[j]))).unwrap());
+            black_box(
+                s.rt.block_on(s.bearer.verify(black_box(&bearer_tokens[j])))
+                    .unwrap(),
+            );
         })
     });
 
@@ -83,10 +106,18 @@ fn benches(c: &mut Criterion) {
     let parsed = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &sec1).unwrap();
     let unparsed = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, sec1.to_vec());
     c.bench_function("raw/aws_lc_rs_parsed", |b| {
-        b.iter(|| parsed.verify_sig(black_box(&msg), black_box(&sig_bytes)).unwrap())
+        b.iter(|| {
+            parsed
+                .verify_sig(black_box(&msg), black_box(&sig_bytes))
+                .unwrap()
+        })
     });
     c.bench_function("raw/aws_lc_rs_unparsed", |b| {
-        b.iter(|| unparsed.verify(black_box(&msg), black_box(&sig_bytes)).unwrap())
+        b.iter(|| {
+            unparsed
+                .verify(black_box(&msg), black_box(&sig_bytes))
+                .unwrap()
+        })
     });
     c.bench_function("raw/p256", |b| {
         b.iter(|| vk.verify(black_box(&msg), black_box(&sig)).unwrap())

@@ -22,11 +22,17 @@ pub struct Setup {
 }
 
 pub fn setup() -> Setup {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let key = AlbKeyPair::generate();
     let (server, alb, issuer, bearer) = rt.block_on(async {
         let server = TestServer::start().await;
-        server.set(&format!("/{}", key.kid), Reply::Ok(key.public_pem().into_bytes()));
+        server.set(
+            &format!("/{}", key.kid),
+            Reply::Ok(key.public_pem().into_bytes()),
+        );
         let mut c = AlbVerifierConfig::new(vec![SignerArn::parse(ARN).unwrap()]);
         c.issuer = Some(ISSUER.into());
         c.client_id = Some(CLIENT.into());

@@ -5,10 +5,10 @@ use std::{net::TcpListener, sync::Arc};
 use anyhow::Context;
 
 use crate::{
-    auth::{Authenticator, AuthSettings, IdentityAuthenticator},
-    local_alb::{self, LocalAlbConfig},
+    auth::{AuthSettings, Authenticator, IdentityAuthenticator},
     cli::{DevArgs, MigrateArgs},
     config::{self, ConfigError, DatabaseSettings, LogFormat, LogSettings, ServeSettings},
+    local_alb::{self, LocalAlbConfig},
     routes::health::ShutdownFlag,
     startup::{AppState, Application},
     store::{self, PlayerStore},
@@ -82,9 +82,11 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     })
     .await
     .context("starting the local ALB")?;
-    let auth = AuthSettings::from_pairs(&alb.api_env()).context("identity settings for the local ALB")?;
+    let auth =
+        AuthSettings::from_pairs(&alb.api_env()).context("identity settings for the local ALB")?;
     let authenticator: Arc<dyn Authenticator + Send + Sync> = Arc::new(
-        IdentityAuthenticator::from_settings(&auth).context("identity settings for the local ALB")?,
+        IdentityAuthenticator::from_settings(&auth)
+            .context("identity settings for the local ALB")?,
     );
     let app = Application::build(
         listener,
@@ -97,7 +99,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         },
     )?;
     let base = format!("http://127.0.0.1:{}", app.port());
-    eprintln!("players-api dev: API on {base} (direct calls need a bearer token)  (Ctrl-C to stop)");
+    eprintln!(
+        "players-api dev: API on {base} (direct calls need a bearer token)  (Ctrl-C to stop)"
+    );
     eprintln!("{}", alb.banner());
     let handle = app.handle();
     tokio::spawn(async move {

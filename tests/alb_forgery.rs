@@ -8,7 +8,10 @@ use std::{sync::Arc, time::Duration};
 
 use actix_web::{ResponseError, http::Method, test::TestRequest};
 use auth_support::*;
-use base64::{Engine, engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD}};
+use base64::{
+    Engine,
+    engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD},
+};
 use players_api::{
     auth::{
         AuthError, Authenticator, IdentityAuthenticator, Scheme,
@@ -60,7 +63,10 @@ fn authenticator(verifier: Arc<AlbVerifier>) -> IdentityAuthenticator {
 async fn fixture() -> Fixture {
     let key = AlbKeyPair::generate();
     let server = TestServer::start().await;
-    server.set(&format!("/{}", key.kid), Reply::Ok(key.public_pem().into_bytes()));
+    server.set(
+        &format!("/{}", key.kid),
+        Reply::Ok(key.public_pem().into_bytes()),
+    );
     let verifier = Arc::new(AlbVerifier::new(config(&server.base)).unwrap());
     Fixture {
         auth: authenticator(verifier.clone()),
@@ -86,7 +92,10 @@ async fn outcome(auth: &IdentityAuthenticator, token: &str) -> Result<String, St
         Ok(p) => Ok(p.subject),
         Err(e) => {
             let reason = match &e {
-                AuthError::InvalidToken { scheme: Scheme::Alb, reason } => reason.clone(),
+                AuthError::InvalidToken {
+                    scheme: Scheme::Alb,
+                    reason,
+                } => reason.clone(),
                 other => format!("unexpected error {other:?}"),
             };
             let api: ApiError = e.into();
@@ -116,10 +125,17 @@ macro_rules! case {
 async fn valid_padded_token_is_accepted() {
     let f = fixture().await;
     let token = f.key.token();
-    assert!(token.split('.').any(|s| s.ends_with('=')), "ALB tokens are padded");
+    assert!(
+        token.split('.').any(|s| s.ends_with('=')),
+        "ALB tokens are padded"
+    );
     assert_eq!(outcome(&f.auth, &token).await, Ok("user-123".into()));
     let claims = f.verifier.verify(&token).await.unwrap();
-    assert_eq!(claims.email_verified(), Some(true), "email_verified as the string \"true\"");
+    assert_eq!(
+        claims.email_verified(),
+        Some(true),
+        "email_verified as the string \"true\""
+    );
 }
 
 #[tokio::test]
@@ -140,222 +156,372 @@ async fn email_verified_as_bool_is_accepted() {
     assert_eq!(claims.email_verified(), Some(true));
 }
 
-case!(padding_stripped_in_transit, |f| {
-    let (mut h, p) = parts(&f.key);
-    // Make sure the header and payload both need padding.
-    h["pad"] = json!("x");
-    let token = f.key.sign(&h, &p, true);
-    let stripped: Vec<String> = token.split('.').map(|s| s.trim_end_matches('=').to_owned()).collect();
-    assert_ne!(stripped.join("."), token);
-    stripped.join(".")
-}, "bad_signature");
+case!(
+    padding_stripped_in_transit,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        // Make sure the header and payload both need padding.
+        h["pad"] = json!("x");
+        let token = f.key.sign(&h, &p, true);
+        let stripped: Vec<String> = token
+            .split('.')
+            .map(|s| s.trim_end_matches('=').to_owned())
+            .collect();
+        assert_ne!(stripped.join("."), token);
+        stripped.join(".")
+    },
+    "bad_signature"
+);
 
-case!(signer_not_allowed, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["signer"] = json!(OTHER_ARN);
-    f.key.sign(&h, &p, true)
-}, "signer_not_allowed");
+case!(
+    signer_not_allowed,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["signer"] = json!(OTHER_ARN);
+        f.key.sign(&h, &p, true)
+    },
+    "signer_not_allowed"
+);
 
-case!(signer_missing, |f| {
-    let (mut h, p) = parts(&f.key);
-    h.as_object_mut().unwrap().remove("signer");
-    f.key.sign(&h, &p, true)
-}, "signer_missing");
+case!(
+    signer_missing,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h.as_object_mut().unwrap().remove("signer");
+        f.key.sign(&h, &p, true)
+    },
+    "signer_missing"
+);
 
-case!(alg_none, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["alg"] = json!("none");
-    let t = f.key.sign(&h, &p, true);
-    // `none` tokens usually come with an empty signature; both forms are refused.
-    format!("{}.{}", t.rsplit_once('.').unwrap().0, "AA")
-}, "alg_not_allowed");
+case!(
+    alg_none,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["alg"] = json!("none");
+        let t = f.key.sign(&h, &p, true);
+        // `none` tokens usually come with an empty signature; both forms are refused.
+        format!("{}.{}", t.rsplit_once('.').unwrap().0, "AA")
+    },
+    "alg_not_allowed"
+);
 
-case!(alg_hs256, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["alg"] = json!("HS256");
-    f.key.sign(&h, &p, true)
-}, "alg_not_allowed");
+case!(
+    alg_hs256,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["alg"] = json!("HS256");
+        f.key.sign(&h, &p, true)
+    },
+    "alg_not_allowed"
+);
 
-case!(alg_rs256, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["alg"] = json!("RS256");
-    f.key.sign(&h, &p, true)
-}, "alg_not_allowed");
+case!(
+    alg_rs256,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["alg"] = json!("RS256");
+        f.key.sign(&h, &p, true)
+    },
+    "alg_not_allowed"
+);
 
-case!(alg_lowercase, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["alg"] = json!("es256");
-    f.key.sign(&h, &p, true)
-}, "alg_not_allowed");
+case!(
+    alg_lowercase,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["alg"] = json!("es256");
+        f.key.sign(&h, &p, true)
+    },
+    "alg_not_allowed"
+);
 
-case!(alg_missing, |f| {
-    let (mut h, p) = parts(&f.key);
-    h.as_object_mut().unwrap().remove("alg");
-    f.key.sign(&h, &p, true)
-}, "alg_missing");
+case!(
+    alg_missing,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h.as_object_mut().unwrap().remove("alg");
+        f.key.sign(&h, &p, true)
+    },
+    "alg_missing"
+);
 
-case!(kid_missing, |f| {
-    let (mut h, p) = parts(&f.key);
-    h.as_object_mut().unwrap().remove("kid");
-    f.key.sign(&h, &p, true)
-}, "kid_missing");
+case!(
+    kid_missing,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h.as_object_mut().unwrap().remove("kid");
+        f.key.sign(&h, &p, true)
+    },
+    "kid_missing"
+);
 
-case!(kid_not_a_uuid, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["kid"] = json!("my-key");
-    f.key.sign(&h, &p, true)
-}, "kid_not_uuid");
+case!(
+    kid_not_a_uuid,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["kid"] = json!("my-key");
+        f.key.sign(&h, &p, true)
+    },
+    "kid_not_uuid"
+);
 
-case!(kid_path_traversal, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["kid"] = json!(format!("../../{}", &f.key.kid[6..]));
-    f.key.sign(&h, &p, true)
-}, "kid_not_uuid");
+case!(
+    kid_path_traversal,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["kid"] = json!(format!("../../{}", &f.key.kid[6..]));
+        f.key.sign(&h, &p, true)
+    },
+    "kid_not_uuid"
+);
 
-case!(kid_ssrf_url, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["kid"] = json!("@169.254.169.254/latest/meta-data/iam");
-    f.key.sign(&h, &p, true)
-}, "kid_not_uuid");
+case!(
+    kid_ssrf_url,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["kid"] = json!("@169.254.169.254/latest/meta-data/iam");
+        f.key.sign(&h, &p, true)
+    },
+    "kid_not_uuid"
+);
 
-case!(kid_oversized, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["kid"] = json!(format!("{}{}", f.key.kid, "0".repeat(2000)));
-    f.key.sign(&h, &p, true)
-}, "kid_not_uuid");
+case!(
+    kid_oversized,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["kid"] = json!(format!("{}{}", f.key.kid, "0".repeat(2000)));
+        f.key.sign(&h, &p, true)
+    },
+    "kid_not_uuid"
+);
 
-case!(kid_not_a_string, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["kid"] = json!(12345);
-    f.key.sign(&h, &p, true)
-}, "kid_not_uuid");
+case!(
+    kid_not_a_string,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["kid"] = json!(12345);
+        f.key.sign(&h, &p, true)
+    },
+    "kid_not_uuid"
+);
 
-case!(tampered_header, |f| {
-    let token = f.key.token();
-    let (h, rest) = token.split_once('.').unwrap();
-    let mut header: Value = serde_json::from_slice(&URL_SAFE.decode(h).unwrap()).unwrap();
-    header["typ"] = json!("JWS");
-    format!("{}.{rest}", URL_SAFE.encode(header.to_string()))
-}, "bad_signature");
+case!(
+    tampered_header,
+    |f| {
+        let token = f.key.token();
+        let (h, rest) = token.split_once('.').unwrap();
+        let mut header: Value = serde_json::from_slice(&URL_SAFE.decode(h).unwrap()).unwrap();
+        header["typ"] = json!("JWS");
+        format!("{}.{rest}", URL_SAFE.encode(header.to_string()))
+    },
+    "bad_signature"
+);
 
-case!(tampered_payload, |f| {
-    let token = f.key.token();
-    let mut it = token.split('.');
-    let (h, p, s) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
-    let mut claims: Value = serde_json::from_slice(&URL_SAFE.decode(p).unwrap()).unwrap();
-    claims["sub"] = json!("admin");
-    format!("{h}.{}.{s}", URL_SAFE.encode(claims.to_string()))
-}, "bad_signature");
+case!(
+    tampered_payload,
+    |f| {
+        let token = f.key.token();
+        let mut it = token.split('.');
+        let (h, p, s) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        let mut claims: Value = serde_json::from_slice(&URL_SAFE.decode(p).unwrap()).unwrap();
+        claims["sub"] = json!("admin");
+        format!("{h}.{}.{s}", URL_SAFE.encode(claims.to_string()))
+    },
+    "bad_signature"
+);
 
-case!(signed_by_another_key, |f| {
-    let other = AlbKeyPair { kid: f.key.kid.clone(), ..AlbKeyPair::generate() };
-    other.token()
-}, "bad_signature");
+case!(
+    signed_by_another_key,
+    |f| {
+        let other = AlbKeyPair {
+            kid: f.key.kid.clone(),
+            ..AlbKeyPair::generate()
+        };
+        other.token()
+    },
+    "bad_signature"
+);
 
-case!(expired, |f| {
-    let exp = now() - 3600;
-    let mut h = f.key.header();
-    h["exp"] = json!(exp);
-    f.key.sign(&h, &f.key.claims(exp), true)
-}, "expired");
+case!(
+    expired,
+    |f| {
+        let exp = now() - 3600;
+        let mut h = f.key.header();
+        h["exp"] = json!(exp);
+        f.key.sign(&h, &f.key.claims(exp), true)
+    },
+    "expired"
+);
 
-case!(expired_just_beyond_skew, |f| {
-    let exp = now() - 61 - 2;
-    let mut h = f.key.header();
-    h["exp"] = json!(exp);
-    f.key.sign(&h, &f.key.claims(exp), true)
-}, "expired");
+case!(
+    expired_just_beyond_skew,
+    |f| {
+        let exp = now() - 61 - 2;
+        let mut h = f.key.header();
+        h["exp"] = json!(exp);
+        f.key.sign(&h, &f.key.claims(exp), true)
+    },
+    "expired"
+);
 
-case!(exp_missing, |f| {
-    let (mut h, mut p) = parts(&f.key);
-    h.as_object_mut().unwrap().remove("exp");
-    p.as_object_mut().unwrap().remove("exp");
-    f.key.sign(&h, &p, true)
-}, "exp_missing");
+case!(
+    exp_missing,
+    |f| {
+        let (mut h, mut p) = parts(&f.key);
+        h.as_object_mut().unwrap().remove("exp");
+        p.as_object_mut().unwrap().remove("exp");
+        f.key.sign(&h, &p, true)
+    },
+    "exp_missing"
+);
 
-case!(exp_not_a_number, |f| {
-    let (mut h, mut p) = parts(&f.key);
-    h.as_object_mut().unwrap().remove("exp");
-    p["exp"] = json!("9999999999");
-    f.key.sign(&h, &p, true)
-}, "exp_invalid");
+case!(
+    exp_not_a_number,
+    |f| {
+        let (mut h, mut p) = parts(&f.key);
+        h.as_object_mut().unwrap().remove("exp");
+        p["exp"] = json!("9999999999");
+        f.key.sign(&h, &p, true)
+    },
+    "exp_invalid"
+);
 
-case!(header_payload_exp_mismatch, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["exp"] = json!(now() + 100_000);
-    f.key.sign(&h, &p, true)
-}, "exp_mismatch");
+case!(
+    header_payload_exp_mismatch,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["exp"] = json!(now() + 100_000);
+        f.key.sign(&h, &p, true)
+    },
+    "exp_mismatch"
+);
 
-case!(header_payload_iss_mismatch, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["iss"] = json!("https://evil.example.com");
-    f.key.sign(&h, &p, true)
-}, "iss_mismatch");
+case!(
+    header_payload_iss_mismatch,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["iss"] = json!("https://evil.example.com");
+        f.key.sign(&h, &p, true)
+    },
+    "iss_mismatch"
+);
 
-case!(wrong_issuer, |f| {
-    let (mut h, mut p) = parts(&f.key);
-    h["iss"] = json!("https://evil.example.com");
-    p["iss"] = json!("https://evil.example.com");
-    f.key.sign(&h, &p, true)
-}, "wrong_issuer");
+case!(
+    wrong_issuer,
+    |f| {
+        let (mut h, mut p) = parts(&f.key);
+        h["iss"] = json!("https://evil.example.com");
+        p["iss"] = json!("https://evil.example.com");
+        f.key.sign(&h, &p, true)
+    },
+    "wrong_issuer"
+);
 
-case!(wrong_client, |f| {
-    let (mut h, p) = parts(&f.key);
-    h["client"] = json!("someone-elses-client");
-    f.key.sign(&h, &p, true)
-}, "wrong_client");
+case!(
+    wrong_client,
+    |f| {
+        let (mut h, p) = parts(&f.key);
+        h["client"] = json!("someone-elses-client");
+        f.key.sign(&h, &p, true)
+    },
+    "wrong_client"
+);
 
-case!(der_encoded_signature, |f| {
-    let (h, p) = parts(&f.key);
-    f.key.der_signature_token(&h, &p)
-}, "signature_length");
+case!(
+    der_encoded_signature,
+    |f| {
+        let (h, p) = parts(&f.key);
+        f.key.der_signature_token(&h, &p)
+    },
+    "signature_length"
+);
 
-case!(truncated_signature, |f| {
-    let token = f.key.token();
-    let (signed, sig) = token.rsplit_once('.').unwrap();
-    let sig = URL_SAFE.decode(sig).unwrap();
-    format!("{signed}.{}", URL_SAFE.encode(&sig[..63]))
-}, "signature_length");
+case!(
+    truncated_signature,
+    |f| {
+        let token = f.key.token();
+        let (signed, sig) = token.rsplit_once('.').unwrap();
+        let sig = URL_SAFE.decode(sig).unwrap();
+        format!("{signed}.{}", URL_SAFE.encode(&sig[..63]))
+    },
+    "signature_length"
+);
 
-case!(empty_signature, |f| {
-    let token = f.key.token();
-    format!("{}.", token.rsplit_once('.').unwrap().0)
-}, "empty_segment");
+case!(
+    empty_signature,
+    |f| {
+        let token = f.key.token();
+        format!("{}.", token.rsplit_once('.').unwrap().0)
+    },
+    "empty_segment"
+);
 
-case!(two_segments, |f| f.key.token().rsplit_once('.').unwrap().0.to_owned(), "segment_count");
+case!(
+    two_segments,
+    |f| f.key.token().rsplit_once('.').unwrap().0.to_owned(),
+    "segment_count"
+);
 
-case!(four_segments, |f| format!("{}.AAAA", f.key.token()), "segment_count");
+case!(
+    four_segments,
+    |f| format!("{}.AAAA", f.key.token()),
+    "segment_count"
+);
 
-case!(standard_base64_characters, |f| {
-    let (h, p) = parts(&f.key);
-    let token = f.key.sign(&h, &p, true);
-    let (signed, sig) = token.rsplit_once('.').unwrap();
-    let raw = URL_SAFE.decode(sig).unwrap();
-    let std = base64::engine::general_purpose::STANDARD.encode(raw);
-    // Force at least one character outside the URL-safe alphabet.
-    format!("{signed}.{}+/", &std[..std.len() - 4])
-}, "invalid_base64");
+case!(
+    standard_base64_characters,
+    |f| {
+        let (h, p) = parts(&f.key);
+        let token = f.key.sign(&h, &p, true);
+        let (signed, sig) = token.rsplit_once('.').unwrap();
+        let raw = URL_SAFE.decode(sig).unwrap();
+        let std = base64::engine::general_purpose::STANDARD.encode(raw);
+        // Force at least one character outside the URL-safe alphabet.
+        format!("{signed}.{}+/", &std[..std.len() - 4])
+    },
+    "invalid_base64"
+);
 
-case!(whitespace_inside, |f| f.key.token().replacen('.', ". ", 1), "invalid_base64");
+case!(
+    whitespace_inside,
+    |f| f.key.token().replacen('.', ". ", 1),
+    "invalid_base64"
+);
 
-case!(header_not_json, |f| f.key.sign_bytes(b"not json", br#"{"exp":1}"#, true), "header_not_json");
+case!(
+    header_not_json,
+    |f| f.key.sign_bytes(b"not json", br#"{"exp":1}"#, true),
+    "header_not_json"
+);
 
-case!(payload_not_an_object, |f| {
-    let (h, _) = parts(&f.key);
-    f.key.sign_bytes(h.to_string().as_bytes(), b"[1,2,3]", true)
-}, "payload_not_json");
+case!(
+    payload_not_an_object,
+    |f| {
+        let (h, _) = parts(&f.key);
+        f.key.sign_bytes(h.to_string().as_bytes(), b"[1,2,3]", true)
+    },
+    "payload_not_json"
+);
 
-case!(oversized_header, |f| {
-    let (h, mut p) = parts(&f.key);
-    p["padding"] = json!("x".repeat(20_000));
-    f.key.sign(&h, &p, true)
-}, "oversized");
+case!(
+    oversized_header,
+    |f| {
+        let (h, mut p) = parts(&f.key);
+        p["padding"] = json!("x".repeat(20_000));
+        f.key.sign(&h, &p, true)
+    },
+    "oversized"
+);
 
-case!(sub_missing, |f| {
-    let (h, mut p) = parts(&f.key);
-    p.as_object_mut().unwrap().remove("sub");
-    f.key.sign(&h, &p, true)
-}, "sub_missing");
+case!(
+    sub_missing,
+    |f| {
+        let (h, mut p) = parts(&f.key);
+        p.as_object_mut().unwrap().remove("sub");
+        f.key.sign(&h, &p, true)
+    },
+    "sub_missing"
+);
 
 #[tokio::test]
 async fn identity_header_alone_is_never_trusted() {
@@ -363,7 +529,10 @@ async fn identity_header_alone_is_never_trusted() {
     let req = TestRequest::default()
         .insert_header(("x-amzn-oidc-identity", "user-123"))
         .to_http_request();
-    assert!(matches!(f.auth.authenticate(&req).await, Err(AuthError::Missing)));
+    assert!(matches!(
+        f.auth.authenticate(&req).await,
+        Err(AuthError::Missing)
+    ));
 }
 
 #[tokio::test]
@@ -375,7 +544,11 @@ async fn verified_result_cache_hits_and_never_outlives_exp() {
     let claims = f.verifier.cached(&token, now()).expect("cached");
     // Judged after exp + skew, the cached entry is not used and the token is refused.
     assert!(f.verifier.cached(&token, claims.exp + 61).is_none());
-    let err = f.verifier.verify_at(&token, claims.exp + 61).await.unwrap_err();
+    let err = f
+        .verifier
+        .verify_at(&token, claims.exp + 61)
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), "expired");
     assert_eq!(f.server.hits(), hits);
     // A token that expires in 1 s leaves the cache on its own.
@@ -386,7 +559,10 @@ async fn verified_result_cache_hits_and_never_outlives_exp() {
     f.verifier.verify(&short).await.unwrap();
     assert!(f.verifier.cached(&short, now()).is_some());
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert!(f.verifier.cached(&short, exp).is_none(), "entry outlived exp");
+    assert!(
+        f.verifier.cached(&short, exp).is_none(),
+        "entry outlived exp"
+    );
 }
 
 // ---- key endpoint behaviour ------------------------------------------------------------
@@ -413,7 +589,10 @@ async fn endpoint_down_known_kid_still_works_unknown_kid_is_401() {
 async fn endpoint_returning_garbage() {
     let f = fixture().await;
     let k = AlbKeyPair::generate();
-    f.server.set(&format!("/{}", k.kid), Reply::Ok(b"<html>hello</html>".to_vec()));
+    f.server.set(
+        &format!("/{}", k.kid),
+        Reply::Ok(b"<html>hello</html>".to_vec()),
+    );
     assert_rejected(&f.auth, &k.token(), "key_invalid").await;
 }
 
@@ -421,7 +600,10 @@ async fn endpoint_returning_garbage() {
 async fn endpoint_returning_a_p384_key() {
     let f = fixture().await;
     let k = AlbKeyPair::generate();
-    f.server.set(&format!("/{}", k.kid), Reply::Ok(fixture_pem("p384-public.pem")));
+    f.server.set(
+        &format!("/{}", k.kid),
+        Reply::Ok(fixture_pem("p384-public.pem")),
+    );
     assert_rejected(&f.auth, &k.token(), "key_invalid").await;
 }
 
@@ -429,7 +611,10 @@ async fn endpoint_returning_a_p384_key() {
 async fn endpoint_returning_an_rsa_key() {
     let f = fixture().await;
     let k = AlbKeyPair::generate();
-    f.server.set(&format!("/{}", k.kid), Reply::Ok(fixture_pem("rsa-public.pem")));
+    f.server.set(
+        &format!("/{}", k.kid),
+        Reply::Ok(fixture_pem("rsa-public.pem")),
+    );
     assert_rejected(&f.auth, &k.token(), "key_invalid").await;
 }
 
@@ -441,7 +626,8 @@ fn fixture_pem(name: &str) -> Vec<u8> {
 async fn endpoint_returning_a_huge_body() {
     let f = fixture().await;
     let k = AlbKeyPair::generate();
-    f.server.set(&format!("/{}", k.kid), Reply::Huge(10 * 1024 * 1024));
+    f.server
+        .set(&format!("/{}", k.kid), Reply::Huge(10 * 1024 * 1024));
     assert_rejected(&f.auth, &k.token(), "key_too_large").await;
 }
 
@@ -449,10 +635,16 @@ async fn endpoint_returning_a_huge_body() {
 async fn endpoint_answering_slowly() {
     let f = fixture().await;
     let k = AlbKeyPair::generate();
-    f.server.set(&format!("/{}", k.kid), Reply::Slow(Duration::from_secs(5), k.public_pem().into_bytes()));
+    f.server.set(
+        &format!("/{}", k.kid),
+        Reply::Slow(Duration::from_secs(5), k.public_pem().into_bytes()),
+    );
     let started = std::time::Instant::now();
     assert_rejected(&f.auth, &k.token(), "key_fetch_timeout").await;
-    assert!(started.elapsed() < Duration::from_secs(3), "timeout not enforced");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "timeout not enforced"
+    );
 }
 
 #[tokio::test]
@@ -471,11 +663,16 @@ async fn unknown_kid_flood_makes_a_bounded_number_of_fetches() {
     let flood: Vec<String> = (0..200).map(|_| AlbKeyPair::generate().token()).collect();
     let results = futures_util::future::join_all(flood.iter().map(|t| f.verifier.verify(t))).await;
     assert!(results.iter().all(|r| r.is_err()));
-    let reasons: std::collections::HashSet<&str> =
-        results.iter().map(|r| r.as_ref().unwrap_err().reason()).collect();
+    let reasons: std::collections::HashSet<&str> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap_err().reason())
+        .collect();
     assert!(reasons.contains("key_fetch_budget"), "{reasons:?}");
     assert!(f.server.hits() <= 5, "{} fetches", f.server.hits());
-    assert_eq!(f.verifier.key_cache().unwrap().fetch_count() as usize, f.server.hits());
+    assert_eq!(
+        f.verifier.key_cache().unwrap().fetch_count() as usize,
+        f.server.hits()
+    );
 }
 
 #[tokio::test]
@@ -507,7 +704,9 @@ async fn csrf_unsafe_alb_requests_must_be_same_origin() {
     );
     let token = f.key.token();
     let run = |method: Method, headers: Vec<(&'static str, &'static str)>| {
-        let mut req = TestRequest::default().method(method).insert_header(("x-amzn-oidc-data", token.clone()));
+        let mut req = TestRequest::default()
+            .method(method)
+            .insert_header(("x-amzn-oidc-data", token.clone()));
         for h in headers {
             req = req.insert_header(h);
         }
@@ -516,19 +715,42 @@ async fn csrf_unsafe_alb_requests_must_be_same_origin() {
         async move { auth.authenticate(&req).await }
     };
     assert!(run(Method::GET, vec![]).await.is_ok());
-    assert!(run(Method::POST, vec![("origin", "https://players.example.com")]).await.is_ok());
-    assert!(run(Method::DELETE, vec![("sec-fetch-site", "same-origin")]).await.is_ok());
+    assert!(
+        run(
+            Method::POST,
+            vec![("origin", "https://players.example.com")]
+        )
+        .await
+        .is_ok()
+    );
+    assert!(
+        run(Method::DELETE, vec![("sec-fetch-site", "same-origin")])
+            .await
+            .is_ok()
+    );
     for (method, headers) in [
         (Method::POST, vec![]),
         (Method::POST, vec![("origin", "https://evil.example.com")]),
         (Method::PATCH, vec![("origin", "null")]),
         (Method::DELETE, vec![("sec-fetch-site", "cross-site")]),
-        (Method::POST, vec![("origin", "https://evil.example.com"), ("sec-fetch-site", "same-origin")]),
+        (
+            Method::POST,
+            vec![
+                ("origin", "https://evil.example.com"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        ),
     ] {
         let err = run(method.clone(), headers.clone()).await.unwrap_err();
-        assert!(matches!(err, AuthError::CsrfRejected { .. }), "{method} {headers:?}");
+        assert!(
+            matches!(err, AuthError::CsrfRejected { .. }),
+            "{method} {headers:?}"
+        );
         let api: ApiError = err.into();
-        assert_eq!((api.status_code().as_u16(), api.code()), (403, "csrf_rejected"));
+        assert_eq!(
+            (api.status_code().as_u16(), api.code()),
+            (403, "csrf_rejected")
+        );
     }
 }
 

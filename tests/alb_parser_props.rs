@@ -1,9 +1,6 @@
 //! Property tests: the ALB header parser and the whole verifier never panic on arbitrary input.
 
-use players_api::auth::alb::{
-    AlbKey, AlbVerifier, AlbVerifierConfig, SignerArn,
-    token::parse,
-};
+use players_api::auth::alb::{AlbKey, AlbVerifier, AlbVerifierConfig, SignerArn, token::parse};
 use proptest::prelude::*;
 
 proptest! {

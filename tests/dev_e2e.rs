@@ -24,7 +24,14 @@ impl Drop for Dev {
 fn start_dev() -> Dev {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_players-api"))
-        .args(["dev", "--listen-addr", "127.0.0.1:0", "--alb-port", "0", "--database-url"])
+        .args([
+            "dev",
+            "--listen-addr",
+            "127.0.0.1:0",
+            "--alb-port",
+            "0",
+            "--database-url",
+        ])
         .arg(format!("sqlite:{}", dir.path().join("dev.db").display()))
         .env("LOG_LEVEL", "warn")
         .stdout(Stdio::null())
@@ -36,13 +43,24 @@ fn start_dev() -> Dev {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("local ALB: open ") {
-                let url = rest.split_whitespace().next().unwrap_or("").trim_end_matches('/').to_owned();
+                let url = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches('/')
+                    .to_owned();
                 let _ = tx.send(url);
             }
         }
     });
-    let alb = rx.recv_timeout(Duration::from_secs(60)).expect("dev printed the local ALB URL");
-    Dev { child, alb, _dir: dir }
+    let alb = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("dev printed the local ALB URL");
+    Dev {
+        child,
+        alb,
+        _dir: dir,
+    }
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str) {
@@ -73,7 +91,11 @@ async fn browser_user_and_service_through_the_local_alb() {
 
     // Not logged in: the API refuses (the stand-in sends no identity headers).
     let resp = browser.get(format!("{base}/v1/me")).send().await.unwrap();
-    assert!(matches!(resp.status().as_u16(), 302 | 303 | 401), "{}", resp.status());
+    assert!(
+        matches!(resp.status().as_u16(), 302 | 303 | 401),
+        "{}",
+        resp.status()
+    );
 
     // Log in through the login page as the default admin.
     let resp = browser
@@ -84,9 +106,23 @@ async fn browser_user_and_service_through_the_local_alb() {
         .await
         .unwrap();
     assert!(resp.status().is_redirection(), "{}", resp.status());
-    let me: serde_json::Value = browser.get(format!("{base}/v1/me")).send().await.unwrap().json().await.unwrap();
+    let me: serde_json::Value = browser
+        .get(format!("{base}/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["kind"], "user");
-    assert!(me["permissions"].as_array().unwrap().iter().any(|p| p == "players:write"), "{me}");
+    assert!(
+        me["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "players:write"),
+        "{me}"
+    );
     let sub = me["subject"].as_str().unwrap().to_owned();
 
     // CRUD as the user (same-origin, like a browser page served by the ALB).
@@ -102,7 +138,11 @@ async fn browser_user_and_service_through_the_local_alb() {
     let player: serde_json::Value = created.json().await.unwrap();
     assert_eq!(player["created_by"], format!("user:{sub}"));
     let id = player["id"].as_str().unwrap().to_owned();
-    let got = browser.get(format!("{base}/v1/players/{id}")).send().await.unwrap();
+    let got = browser
+        .get(format!("{base}/v1/players/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.status(), 200);
     let etag = got.headers()["etag"].to_str().unwrap().to_owned();
     let patched = browser
@@ -162,7 +202,12 @@ async fn browser_user_and_service_through_the_local_alb() {
     let player: serde_json::Value = created.json().await.unwrap();
     assert_eq!(player["created_by"], "service:local-service");
     let id = player["id"].as_str().unwrap();
-    let del = service.delete(format!("{base}/v1/players/{id}")).bearer_auth(&token).send().await.unwrap();
+    let del = service
+        .delete(format!("{base}/v1/players/{id}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status(), 204);
     // A forged bearer token is refused with 401, never a 500.
     let forged = service

@@ -23,10 +23,22 @@ fn personas() -> Vec<(&'static str, Persona)> {
         ("reader", Persona::User("u-reader", vec!["players-viewer"])),
         ("editor", Persona::User("u-editor", vec!["players-editor"])),
         ("admin", Persona::User("u-admin", vec!["players-admin"])),
-        ("service players/read", Persona::Service(vec!["players/read"])),
-        ("service players/write", Persona::Service(vec!["players/write"])),
-        ("service players/delete", Persona::Service(vec!["players/delete"])),
-        ("service players/admin", Persona::Service(vec!["players/admin"])),
+        (
+            "service players/read",
+            Persona::Service(vec!["players/read"]),
+        ),
+        (
+            "service players/write",
+            Persona::Service(vec!["players/write"]),
+        ),
+        (
+            "service players/delete",
+            Persona::Service(vec!["players/delete"]),
+        ),
+        (
+            "service players/admin",
+            Persona::Service(vec!["players/admin"]),
+        ),
     ]
 }
 
@@ -125,12 +137,18 @@ async fn every_route_for_every_kind_of_caller() {
                     "{} {} as {label}: got {status}, expected {}",
                     route.method,
                     route.path,
-                    expected_denial.map_or("allowed (not 401/403/5xx)".to_owned(), |c| c.to_string())
+                    expected_denial
+                        .map_or("allowed (not 401/403/5xx)".to_owned(), |c| c.to_string())
                 ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} cases wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert_eq!(checked, ROUTES.len() * personas().len());
 }
 
@@ -190,7 +208,10 @@ async fn the_acting_principal_is_recorded_and_csrf_applies_over_http() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    assert_eq!(resp.headers()["www-authenticate"], r#"Bearer error="invalid_token""#);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
     let problem: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(problem["code"], "invalid_token");
 }

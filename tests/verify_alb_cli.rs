@@ -19,7 +19,11 @@ async fn run(argv: &[&str], input: &str) -> (u8, String, String) {
     let args = Cli::try_parse_from(full).unwrap().args;
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = run_with(args, input, &mut out, &mut err).await;
-    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -35,7 +39,16 @@ async fn verifies_a_captured_header_at_a_given_instant() {
     h["exp"] = json!(exp);
     let token = key.sign(&h, &key.claims(exp), true);
     let at = (exp - 30).to_string();
-    let base = ["--signer", ARN, "--issuer", ISSUER, "--client-id", CLIENT, "--public-key", pem];
+    let base = [
+        "--signer",
+        ARN,
+        "--issuer",
+        ISSUER,
+        "--client-id",
+        CLIENT,
+        "--public-key",
+        pem,
+    ];
 
     let mut argv = base.to_vec();
     argv.extend(["--at", &at]);
@@ -60,18 +73,37 @@ async fn verifies_a_captured_header_at_a_given_instant() {
     assert!(out.starts_with("INVALID:"), "{out}");
     let other = ["--signer", OTHER_ARN, "--public-key", pem, "--at", &at];
     let (code, out, _) = run(&other, &token).await;
-    assert_eq!((code, out.starts_with("INVALID: signer_not_allowed")), (1, true), "{out}");
+    assert_eq!(
+        (code, out.starts_with("INVALID: signer_not_allowed")),
+        (1, true),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn fetches_the_key_from_an_endpoint() {
     let key = AlbKeyPair::generate();
     let server = TestServer::start().await;
-    server.set(&format!("/{}", key.kid), Reply::Ok(key.public_pem().into_bytes()));
-    let (code, out, _) = run(&["--signer", ARN, "--key-endpoint", &server.base], &key.token()).await;
+    server.set(
+        &format!("/{}", key.kid),
+        Reply::Ok(key.public_pem().into_bytes()),
+    );
+    let (code, out, _) = run(
+        &["--signer", ARN, "--key-endpoint", &server.base],
+        &key.token(),
+    )
+    .await;
     assert_eq!(code, 0, "{out}");
-    let (code, out, _) = run(&["--signer", ARN, "--key-endpoint", &server.base], &AlbKeyPair::generate().token()).await;
-    assert_eq!((code, out.starts_with("INVALID: key_fetch_status")), (1, true), "{out}");
+    let (code, out, _) = run(
+        &["--signer", ARN, "--key-endpoint", &server.base],
+        &AlbKeyPair::generate().token(),
+    )
+    .await;
+    assert_eq!(
+        (code, out.starts_with("INVALID: key_fetch_status")),
+        (1, true),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -64,7 +64,10 @@ impl IdentityAuthenticator {
             policy,
             groups_source,
             groups_claim: groups_claim.into(),
-            public_origins: public_origins.iter().filter_map(|o| normalise_origin(o)).collect(),
+            public_origins: public_origins
+                .iter()
+                .filter_map(|o| normalise_origin(o))
+                .collect(),
         }
     }
 
@@ -96,8 +99,14 @@ impl IdentityAuthenticator {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err(invalid(Scheme::Bearer, "unsupported_scheme")),
         };
-        let verifier = self.bearer.as_ref().ok_or_else(|| invalid(Scheme::Bearer, "bearer_not_configured"))?;
-        let claims = verifier.verify(token).await.map_err(|e| invalid(Scheme::Bearer, e.reason()))?;
+        let verifier = self
+            .bearer
+            .as_ref()
+            .ok_or_else(|| invalid(Scheme::Bearer, "bearer_not_configured"))?;
+        let claims = verifier
+            .verify(token)
+            .await
+            .map_err(|e| invalid(Scheme::Bearer, e.reason()))?;
         let subject = claims
             .client_id()
             .or_else(|| claims.subject())
@@ -116,23 +125,41 @@ impl IdentityAuthenticator {
     }
 
     async fn alb_principal(&self, req: &HttpRequest, value: &[u8]) -> Result<Principal, AuthError> {
-        let value = std::str::from_utf8(value).map_err(|_| invalid(Scheme::Alb, "invalid_base64"))?;
-        let verifier = self.alb.as_ref().ok_or_else(|| invalid(Scheme::Alb, "alb_not_configured"))?;
-        let claims = verifier.verify(value).await.map_err(|e| invalid(Scheme::Alb, e.reason()))?;
-        let subject = claims.subject().ok_or_else(|| invalid(Scheme::Alb, "sub_missing"))?.to_owned();
+        let value =
+            std::str::from_utf8(value).map_err(|_| invalid(Scheme::Alb, "invalid_base64"))?;
+        let verifier = self
+            .alb
+            .as_ref()
+            .ok_or_else(|| invalid(Scheme::Alb, "alb_not_configured"))?;
+        let claims = verifier
+            .verify(value)
+            .await
+            .map_err(|e| invalid(Scheme::Alb, e.reason()))?;
+        let subject = claims
+            .subject()
+            .ok_or_else(|| invalid(Scheme::Alb, "sub_missing"))?
+            .to_owned();
 
         let mut groups = Vec::new();
-        if matches!(self.groups_source, GroupsSource::Userinfo | GroupsSource::Both) {
+        if matches!(
+            self.groups_source,
+            GroupsSource::Userinfo | GroupsSource::Both
+        ) {
             groups.extend(claims.string_list(&self.groups_claim));
         }
-        if matches!(self.groups_source, GroupsSource::Accesstoken | GroupsSource::Both)
-            && let Some(bearer) = &self.bearer
+        if matches!(
+            self.groups_source,
+            GroupsSource::Accesstoken | GroupsSource::Both
+        ) && let Some(bearer) = &self.bearer
             && let Some(at) = req.headers().get(ALB_ACCESS_TOKEN_HEADER)
         {
-            let at = at.to_str().map_err(|_| invalid(Scheme::Alb, "access_token_malformed"))?;
-            let at_claims = bearer.verify(at).await.map_err(|e| {
-                invalid(Scheme::Alb, &format!("access_token_{}", e.reason()))
-            })?;
+            let at = at
+                .to_str()
+                .map_err(|_| invalid(Scheme::Alb, "access_token_malformed"))?;
+            let at_claims = bearer
+                .verify(at)
+                .await
+                .map_err(|e| invalid(Scheme::Alb, &format!("access_token_{}", e.reason())))?;
             if at_claims.subject() != Some(subject.as_str()) {
                 return Err(invalid(Scheme::Alb, "access_token_subject_mismatch"));
             }
@@ -154,7 +181,10 @@ impl IdentityAuthenticator {
     }
 
     fn check_same_origin(&self, req: &HttpRequest) -> Result<(), AuthError> {
-        if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
+        if matches!(
+            *req.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        ) {
             return Ok(());
         }
         let headers = req.headers();

@@ -56,7 +56,12 @@ pub async fn run_with(
         .filter(|(name, _)| name.trim().eq_ignore_ascii_case("x-amzn-oidc-data"))
         .map_or(raw, |(_, v)| v.trim());
 
-    let signers = match args.signers.iter().map(|s| SignerArn::parse(s)).collect::<Result<Vec<_>, _>>() {
+    let signers = match args
+        .signers
+        .iter()
+        .map(|s| SignerArn::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(err, "error: --signer: {e}");
@@ -80,7 +85,11 @@ pub async fn run_with(
             match AlbKey::from_pem(&pem) {
                 Ok(key) => AlbVerifier::with_static_key(config, key),
                 Err(_) => {
-                    let _ = writeln!(err, "error: --public-key {}: not a P-256 public key PEM", path.display());
+                    let _ = writeln!(
+                        err,
+                        "error: --public-key {}: not a P-256 public key PEM",
+                        path.display()
+                    );
                     return 2;
                 }
             }
@@ -98,7 +107,11 @@ pub async fn run_with(
     match verifier.verify_uncached(raw, at).await {
         Ok(claims) => {
             let doc = serde_json::json!({ "header": claims.header, "claims": claims.claims });
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
             0
         }
         Err(e) => {

@@ -79,7 +79,11 @@ pub struct AuthSettings {
     #[arg(long, env = "AUTH_LOGOUT_URL")]
     pub auth_logout_url: Option<String>,
     /// ALB session cookie name; shards `-0`..`-3` are expired on logout.
-    #[arg(long, env = "AUTH_SESSION_COOKIE_NAME", default_value = "AWSELBAuthSessionCookie")]
+    #[arg(
+        long,
+        env = "AUTH_SESSION_COOKIE_NAME",
+        default_value = "AWSELBAuthSessionCookie"
+    )]
     pub auth_session_cookie_name: String,
     /// Issuer of service bearer tokens; enables bearer authentication.
     #[arg(long, env = "BEARER_ISSUER")]
@@ -122,7 +126,9 @@ impl Default for AuthSettings {
 /// Why `serve` refuses to start. Each message names the variable to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
-    #[error("no authentication configured: set ALB_SIGNER_ARNS (browser users through the ALB) and/or BEARER_ISSUER (service tokens)")]
+    #[error(
+        "no authentication configured: set ALB_SIGNER_ARNS (browser users through the ALB) and/or BEARER_ISSUER (service tokens)"
+    )]
     NothingConfigured,
     #[error("ALB_SIGNER_ARNS: {0}")]
     Arn(#[from] InvalidArn),
@@ -132,7 +138,9 @@ pub enum AuthConfigError {
     Bearer(#[from] BearerConfigError),
     #[error("AUTH_GROUP_PERMISSIONS / AUTH_SCOPE_PERMISSIONS: {0}")]
     Mapping(#[from] MappingError),
-    #[error("ALB_GROUPS_SOURCE=accesstoken needs BEARER_ISSUER (the access token is verified as a bearer token)")]
+    #[error(
+        "ALB_GROUPS_SOURCE=accesstoken needs BEARER_ISSUER (the access token is verified as a bearer token)"
+    )]
     AccessTokenNeedsBearer,
     #[error("AUTH_PUBLIC_ORIGINS: {0:?} is not an origin (scheme://host[:port], no path)")]
     BadOrigin(String),
@@ -156,7 +164,10 @@ impl AuthConfigError {
 /// Normalised origin (`scheme://host[:port]`, lower case, no trailing slash), or `None`.
 pub(crate) fn normalise_origin(o: &str) -> Option<String> {
     let url = url::Url::parse(o.trim()).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || url.path() != "/" && !url.path().is_empty() {
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.path() != "/" && !url.path().is_empty()
+    {
         return None;
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
@@ -187,7 +198,9 @@ impl AuthSettings {
     }
 
     pub fn bearer_enabled(&self) -> bool {
-        self.bearer_issuer.as_deref().is_some_and(|s| !s.trim().is_empty())
+        self.bearer_issuer
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty())
     }
 
     /// Checks everything that can be checked without the network and warns about weak
@@ -247,8 +260,18 @@ impl AuthSettings {
         };
         let mut config = BearerVerifierConfig::new(issuer);
         config.jwks_url = self.bearer_jwks_url.clone().filter(|s| !s.is_empty());
-        config.client_ids = self.bearer_client_ids.iter().filter(|s| !s.is_empty()).cloned().collect();
-        config.audiences = self.bearer_audiences.iter().filter(|s| !s.is_empty()).cloned().collect();
+        config.client_ids = self
+            .bearer_client_ids
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect();
+        config.audiences = self
+            .bearer_audiences
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect();
         if config.client_ids.is_empty() && config.audiences.is_empty() {
             return Err(BearerConfigError::NoClients.into());
         }
@@ -262,13 +285,19 @@ impl AuthSettings {
                 tracing::warn!("ALB_ISSUER is unset: the issuer of ALB user claims is not checked");
             }
             if self.alb_client_id.as_deref().unwrap_or("").is_empty() {
-                tracing::warn!("ALB_CLIENT_ID is unset: the IdP client of ALB user claims is not checked");
+                tracing::warn!(
+                    "ALB_CLIENT_ID is unset: the IdP client of ALB user claims is not checked"
+                );
             }
             if self.auth_public_origins.is_empty() {
-                tracing::warn!("AUTH_PUBLIC_ORIGINS is unset: unsafe browser requests need Sec-Fetch-Site: same-origin");
+                tracing::warn!(
+                    "AUTH_PUBLIC_ORIGINS is unset: unsafe browser requests need Sec-Fetch-Site: same-origin"
+                );
             }
             if self.alb_groups_source == GroupsSource::Both && !self.bearer_enabled() {
-                tracing::warn!("ALB_GROUPS_SOURCE=both without BEARER_ISSUER: groups are read from x-amzn-oidc-data only");
+                tracing::warn!(
+                    "ALB_GROUPS_SOURCE=both without BEARER_ISSUER: groups are read from x-amzn-oidc-data only"
+                );
             }
         }
     }
@@ -282,9 +311,14 @@ impl AuthSettings {
     }
 
     /// Builds the verifiers (no network I/O happens here).
-    pub fn build_verifiers(&self) -> Result<(Option<AlbVerifier>, Option<BearerVerifier>), AuthConfigError> {
+    pub fn build_verifiers(
+        &self,
+    ) -> Result<(Option<AlbVerifier>, Option<BearerVerifier>), AuthConfigError> {
         let alb = self.build_alb_config()?.map(AlbVerifier::new).transpose()?;
-        let bearer = self.build_bearer_config()?.map(BearerVerifier::new).transpose()?;
+        let bearer = self
+            .build_bearer_config()?
+            .map(BearerVerifier::new)
+            .transpose()?;
         Ok((alb, bearer))
     }
 }
@@ -315,22 +349,40 @@ mod tests {
         let s = Cli::parse_from(["x", "--alb-signer-arns", ARN]).auth;
         s.validate().unwrap();
         let s = Cli::parse_from(["x", "--alb-signer-arns", "arn:aws:s3:::b"]).auth;
-        assert!(s.validate().unwrap_err().to_string().starts_with("ALB_SIGNER_ARNS"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("ALB_SIGNER_ARNS")
+        );
     }
 
     #[test]
     fn bearer_needs_a_client_allow_list() {
         let s = Cli::parse_from(["x", "--bearer-issuer", "https://idp"]).auth;
         assert!(matches!(s.validate(), Err(AuthConfigError::Bearer(_))));
-        let s = Cli::parse_from(["x", "--bearer-issuer", "https://idp", "--bearer-client-ids", "a,b"]).auth;
+        let s = Cli::parse_from([
+            "x",
+            "--bearer-issuer",
+            "https://idp",
+            "--bearer-client-ids",
+            "a,b",
+        ])
+        .auth;
         s.validate().unwrap();
         assert_eq!(s.bearer_client_ids, ["a", "b"]);
     }
 
     #[test]
     fn origins_are_normalised() {
-        assert_eq!(normalise_origin("https://Players.Example.com/").as_deref(), Some("https://players.example.com"));
-        assert_eq!(normalise_origin("http://localhost:8081").as_deref(), Some("http://localhost:8081"));
+        assert_eq!(
+            normalise_origin("https://Players.Example.com/").as_deref(),
+            Some("https://players.example.com")
+        );
+        assert_eq!(
+            normalise_origin("http://localhost:8081").as_deref(),
+            Some("http://localhost:8081")
+        );
         assert_eq!(normalise_origin("https://x.com/path"), None);
         assert_eq!(normalise_origin("null"), None);
     }

@@ -23,7 +23,9 @@ pub struct PermissionPolicy {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid permission mapping entry {entry:?}: {why} (format NAME=PERM[,PERM];NAME=...; permissions: players:read, players:write, players:delete, admin)")]
+#[error(
+    "invalid permission mapping entry {entry:?}: {why} (format NAME=PERM[,PERM];NAME=...; permissions: players:read, players:write, players:delete, admin)"
+)]
 pub struct MappingError {
     pub entry: String,
     pub why: &'static str,
@@ -67,7 +69,11 @@ impl PermissionPolicy {
         let scopes = parse_mapping(scope_spec.unwrap_or(DEFAULT_SCOPE_PERMISSIONS))?
             .into_iter()
             .map(|(name, set)| {
-                let full = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+                let full = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
                 (full, set)
             })
             .collect();
@@ -117,9 +123,14 @@ mod tests {
         let editor = p.for_groups(&["players-editor".into()]);
         assert!(editor.contains(Permission::PlayersDelete) && !editor.contains(Permission::Admin));
         let viewer = p.for_groups(&["players-viewer".into(), "unknown".into()]);
-        assert_eq!(viewer.iter().collect::<Vec<_>>(), vec![Permission::PlayersRead]);
         assert_eq!(
-            p.for_scopes(&["players/admin".into()]).iter().collect::<Vec<_>>(),
+            viewer.iter().collect::<Vec<_>>(),
+            vec![Permission::PlayersRead]
+        );
+        assert_eq!(
+            p.for_scopes(&["players/admin".into()])
+                .iter()
+                .collect::<Vec<_>>(),
             vec![Permission::Admin]
         );
         assert_eq!(p.for_scopes(&["read".into()]), PermissionSet::empty());
@@ -127,10 +138,26 @@ mod tests {
 
     #[test]
     fn overrides_and_prefix() {
-        let p = PermissionPolicy::new(Some("coaches=players:read,players:write"), "api.example", Some("r=players:read")).unwrap();
-        assert!(p.for_groups(&["coaches".into()]).contains(Permission::PlayersWrite));
-        assert!(p.for_groups(&["players-admin".into()]).iter().next().is_none());
-        assert!(p.for_scopes(&["api.example/r".into()]).contains(Permission::PlayersRead));
+        let p = PermissionPolicy::new(
+            Some("coaches=players:read,players:write"),
+            "api.example",
+            Some("r=players:read"),
+        )
+        .unwrap();
+        assert!(
+            p.for_groups(&["coaches".into()])
+                .contains(Permission::PlayersWrite)
+        );
+        assert!(
+            p.for_groups(&["players-admin".into()])
+                .iter()
+                .next()
+                .is_none()
+        );
+        assert!(
+            p.for_scopes(&["api.example/r".into()])
+                .contains(Permission::PlayersRead)
+        );
         assert!(PermissionPolicy::new(Some("x=players:fly"), "p", None).is_err());
         assert!(PermissionPolicy::new(Some("novalue"), "p", None).is_err());
     }

@@ -80,15 +80,17 @@ impl FromRequest for Principal {
                 .await
                 .map_err(ApiError::from)?;
             crate::telemetry::record_principal(&principal);
-            let route = crate::routes::route_spec(&req).filter(|r| !r.public).ok_or_else(|| {
-                tracing::error!(
-                    route = req.match_pattern().as_deref().unwrap_or("?"),
-                    "route requires a principal but is missing from the route table"
-                );
-                ApiError::Forbidden {
-                    permission: Permission::Admin,
-                }
-            })?;
+            let route = crate::routes::route_spec(&req)
+                .filter(|r| !r.public)
+                .ok_or_else(|| {
+                    tracing::error!(
+                        route = req.match_pattern().as_deref().unwrap_or("?"),
+                        "route requires a principal but is missing from the route table"
+                    );
+                    ApiError::Forbidden {
+                        permission: Permission::Admin,
+                    }
+                })?;
             if let Some(required) = route.permission {
                 principal.require(required)?;
             }

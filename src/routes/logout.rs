@@ -8,7 +8,10 @@
 
 use actix_web::{
     HttpResponse,
-    cookie::{Cookie, SameSite, time::{Duration, OffsetDateTime}},
+    cookie::{
+        Cookie, SameSite,
+        time::{Duration, OffsetDateTime},
+    },
     get,
     http::header,
     web,

@@ -34,7 +34,11 @@ impl From<&Principal> for Me {
             email: p.email.clone(),
             groups: p.groups.clone(),
             scopes: p.scopes.clone(),
-            permissions: p.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+            permissions: p
+                .permissions
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
         }
     }
 }

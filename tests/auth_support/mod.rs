@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use base64::{Engine, engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD}};
+use base64::{
+    Engine,
+    engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD},
+};
 use p256::{
     ecdsa::{Signature, SigningKey, signature::Signer},
     pkcs8::{EncodePublicKey, LineEnding},
@@ -84,11 +87,21 @@ impl AlbKeyPair {
     }
 
     pub fn sign(&self, header: &Value, payload: &Value, padded: bool) -> String {
-        self.sign_bytes(header.to_string().as_bytes(), payload.to_string().as_bytes(), padded)
+        self.sign_bytes(
+            header.to_string().as_bytes(),
+            payload.to_string().as_bytes(),
+            padded,
+        )
     }
 
     pub fn sign_bytes(&self, header: &[u8], payload: &[u8], padded: bool) -> String {
-        let enc = |b: &[u8]| if padded { URL_SAFE.encode(b) } else { URL_SAFE_NO_PAD.encode(b) };
+        let enc = |b: &[u8]| {
+            if padded {
+                URL_SAFE.encode(b)
+            } else {
+                URL_SAFE_NO_PAD.encode(b)
+            }
+        };
         let signed = format!("{}.{}", enc(header), enc(payload));
         let sig: Signature = self.sk.sign(signed.as_bytes());
         format!("{signed}.{}", enc(&sig.to_bytes()))
@@ -133,7 +146,9 @@ impl TestServer {
         let (r, h) = (routes.clone(), hits.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let (r, h) = (r.clone(), h.clone());
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 8192];
@@ -150,7 +165,12 @@ impl TestServer {
                     h.fetch_add(1, Ordering::SeqCst);
                     let req = String::from_utf8_lossy(&buf[..n]).to_string();
                     let path = req.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                    let reply = r.lock().unwrap().get(&path).cloned().unwrap_or(Reply::Status(404));
+                    let reply = r
+                        .lock()
+                        .unwrap()
+                        .get(&path)
+                        .cloned()
+                        .unwrap_or(Reply::Status(404));
                     let write_ok = |body: &[u8]| {
                         let mut out = format!(
                             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -174,7 +194,9 @@ impl TestServer {
                             let _ = sock.write_all(&write_ok(&body)).await;
                         }
                         Reply::Huge(total) => {
-                            let _ = sock.write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n").await;
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n")
+                                .await;
                             let chunk = vec![b'A'; 16 * 1024];
                             let mut sent = 0;
                             while sent < total {
@@ -210,11 +232,19 @@ pub async fn dead_endpoint() -> String {
 }
 
 pub fn fixture_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 pub fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 /// Bearer-token issuer for tests: RS256 and ES256 keys, a JWKS document.
@@ -260,11 +290,21 @@ impl Issuer {
     }
 
     pub fn sign_rs256(&self, claims: &Value) -> String {
-        self.sign_with(jsonwebtoken::Algorithm::RS256, &self.rsa, &self.rsa_kid, claims)
+        self.sign_with(
+            jsonwebtoken::Algorithm::RS256,
+            &self.rsa,
+            &self.rsa_kid,
+            claims,
+        )
     }
 
     pub fn sign_es256(&self, claims: &Value) -> String {
-        self.sign_with(jsonwebtoken::Algorithm::ES256, &self.ec, &self.ec_kid, claims)
+        self.sign_with(
+            jsonwebtoken::Algorithm::ES256,
+            &self.ec,
+            &self.ec_kid,
+            claims,
+        )
     }
 
     pub fn sign_with(
@@ -312,7 +352,10 @@ impl Identities {
         };
         let server = TestServer::start().await;
         let alb_key = AlbKeyPair::generate();
-        server.set(&format!("/alb/{}", alb_key.kid), Reply::Ok(alb_key.public_pem().into_bytes()));
+        server.set(
+            &format!("/alb/{}", alb_key.kid),
+            Reply::Ok(alb_key.public_pem().into_bytes()),
+        );
         let issuer = Issuer::new(&format!("{}/idp", server.base));
         server.set("/idp/.well-known/jwks.json", Reply::Ok(issuer.jwks()));
         let mut ac = AlbVerifierConfig::new(vec![SignerArn::parse(ARN).unwrap()]);
@@ -349,7 +392,8 @@ impl Identities {
     }
 
     pub fn service_token(&self, scopes: &[&str]) -> String {
-        self.issuer.sign_rs256(&self.issuer.access_claims(SERVICE_CLIENT, &scopes.join(" ")))
+        self.issuer
+            .sign_rs256(&self.issuer.access_claims(SERVICE_CLIENT, &scopes.join(" ")))
     }
 
     /// Headers that authenticate as `persona` (same-origin, as a browser would send them).

@@ -34,13 +34,15 @@ impl std::fmt::Debug for AlbKey {
 impl AlbKey {
     /// From a PEM `-----BEGIN PUBLIC KEY-----` (what the AWS key endpoint serves).
     pub fn from_pem(pem: &str) -> Result<Self, AlbError> {
-        let key = p256::PublicKey::from_public_key_pem(pem.trim()).map_err(|_| AlbError::KeyInvalid)?;
+        let key =
+            p256::PublicKey::from_public_key_pem(pem.trim()).map_err(|_| AlbError::KeyInvalid)?;
         Self::from_p256(&key)
     }
 
     pub fn from_p256(key: &p256::PublicKey) -> Result<Self, AlbError> {
         let sec1 = key.to_sec1_bytes();
-        let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &sec1).map_err(|_| AlbError::KeyInvalid)?;
+        let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &sec1)
+            .map_err(|_| AlbError::KeyInvalid)?;
         Ok(AlbKey { key })
     }
 
@@ -98,7 +100,9 @@ pub struct KeyCache {
 impl KeyCache {
     pub fn new(config: KeyCacheConfig) -> Self {
         KeyCache {
-            keys: moka::future::Cache::builder().max_capacity(config.capacity).build(),
+            keys: moka::future::Cache::builder()
+                .max_capacity(config.capacity)
+                .build(),
             penalty: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(config.penalty)
@@ -172,7 +176,11 @@ impl KeyCache {
             .map_err(|_| AlbError::KeyInvalid)
             .and_then(AlbKey::from_pem)
             .inspect_err(|_| {
-                tracing::warn!(event = "key_fetch_error", reason = "key_invalid", "ALB key endpoint served no P-256 key");
+                tracing::warn!(
+                    event = "key_fetch_error",
+                    reason = "key_invalid",
+                    "ALB key endpoint served no P-256 key"
+                );
                 metrics::incr(Counter::KeyFetchErrors);
             })?;
         tracing::info!(event = "key_fetch", kid = %kid, "ALB public key fetched");

@@ -60,7 +60,9 @@ impl AlbVerifierConfig {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AlbConfigError {
-    #[error("ALB_SIGNER_ARNS is empty: ALB authentication needs the allow-list of load balancer ARNs")]
+    #[error(
+        "ALB_SIGNER_ARNS is empty: ALB authentication needs the allow-list of load balancer ARNs"
+    )]
     NoSigners,
     #[error("no known key endpoint for {0} (partition/region); set ALB_KEY_ENDPOINT")]
     NoEndpoint(String),
@@ -117,7 +119,11 @@ pub(crate) fn lenient_bool(v: &Value) -> Option<bool> {
 
 pub(crate) fn string_list(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         Some(Value::String(s)) => s
             .split([',', ' '])
             .filter(|s| !s.is_empty())
@@ -230,7 +236,9 @@ impl AlbVerifier {
 
     /// The verified-result cache alone: exact header bytes → claims, still within `exp`.
     pub fn cached(&self, raw: &str, now: i64) -> Option<Arc<AlbClaims>> {
-        self.verified.get(raw).filter(|c| now <= c.exp.saturating_add(self.skew))
+        self.verified
+            .get(raw)
+            .filter(|c| now <= c.exp.saturating_add(self.skew))
     }
 
     /// Every check, in order of cost; the key is fetched only for an otherwise valid token.

@@ -14,7 +14,9 @@ pub struct SignerArn {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0:?} is not an application load balancer ARN (arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID)")]
+#[error(
+    "{0:?} is not an application load balancer ARN (arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/app/NAME/ID)"
+)]
 pub struct InvalidArn(pub String);
 
 impl SignerArn {
@@ -28,7 +30,9 @@ impl SignerArn {
             && partition.starts_with("aws")
             && service == "elasticloadbalancing"
             && !region.is_empty()
-            && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && account.len() == 12
             && account.bytes().all(|b| b.is_ascii_digit())
             && resource.starts_with("loadbalancer/app/")
@@ -55,7 +59,9 @@ impl SignerArn {
     /// Commercial regions and the two GovCloud regions; China needs `ALB_KEY_ENDPOINT`.
     pub fn default_key_endpoint(&self) -> Option<String> {
         match (self.partition.as_str(), self.region.as_str()) {
-            ("aws", region) => Some(format!("https://public-keys.auth.elb.{region}.amazonaws.com")),
+            ("aws", region) => Some(format!(
+                "https://public-keys.auth.elb.{region}.amazonaws.com"
+            )),
             ("aws-us-gov", region @ ("us-gov-west-1" | "us-gov-east-1")) => Some(format!(
                 "https://s3-{region}.amazonaws.com/aws-elb-public-keys-prod-{region}"
             )),
@@ -83,18 +89,31 @@ mod tests {
             arn.default_key_endpoint().unwrap(),
             "https://public-keys.auth.elb.eu-west-1.amazonaws.com"
         );
-        let gov = SignerArn::parse(&ARN.replace("aws:", "aws-us-gov:").replace("eu-west-1", "us-gov-east-1")).unwrap();
+        let gov = SignerArn::parse(
+            &ARN.replace("aws:", "aws-us-gov:")
+                .replace("eu-west-1", "us-gov-east-1"),
+        )
+        .unwrap();
         assert_eq!(
             gov.default_key_endpoint().unwrap(),
             "https://s3-us-gov-east-1.amazonaws.com/aws-elb-public-keys-prod-us-gov-east-1"
         );
-        let cn = SignerArn::parse(&ARN.replace("aws:", "aws-cn:").replace("eu-west-1", "cn-north-1")).unwrap();
+        let cn = SignerArn::parse(
+            &ARN.replace("aws:", "aws-cn:")
+                .replace("eu-west-1", "cn-north-1"),
+        )
+        .unwrap();
         assert_eq!(cn.default_key_endpoint(), None);
     }
 
     #[test]
     fn rejects_other_arns() {
-        assert!(SignerArn::parse("arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/x/1").is_err());
+        assert!(
+            SignerArn::parse(
+                "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/x/1"
+            )
+            .is_err()
+        );
         assert!(SignerArn::parse("arn:aws:s3:::bucket").is_err());
         assert!(SignerArn::parse("").is_err());
     }

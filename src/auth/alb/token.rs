@@ -4,8 +4,7 @@
 //! the exact received bytes `header.payload` because the ALB signs the padded form.
 
 use base64::{
-    Engine,
-    alphabet,
+    Engine, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
 use serde_json::{Map, Value};
@@ -67,7 +66,9 @@ pub fn parse(raw: &[u8], max_len: usize) -> Result<ParsedToken<'_>, AlbError> {
         return Err(AlbError::SignatureLength(len));
     } else {
         let mut buf = [0u8; 66];
-        let len = B64URL.decode_slice(s, &mut buf).map_err(|_| AlbError::InvalidBase64)?;
+        let len = B64URL
+            .decode_slice(s, &mut buf)
+            .map_err(|_| AlbError::InvalidBase64)?;
         let n = len.min(64);
         signature[..n].copy_from_slice(&buf[..n]);
         len
@@ -88,7 +89,9 @@ pub fn parse(raw: &[u8], max_len: usize) -> Result<ParsedToken<'_>, AlbError> {
 /// `exp` as whole seconds: an integer, or a float truncated (lenient like the ALB's clients).
 pub(crate) fn numeric_date(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
         _ => None,
     }
 }
@@ -118,10 +121,19 @@ mod tests {
     #[test]
     fn refuses_standard_base64_and_bad_shapes() {
         assert_eq!(parse(b"a.b", 100).unwrap_err(), AlbError::SegmentCount(2));
-        assert_eq!(parse(b"a.b.c.d", 100).unwrap_err(), AlbError::SegmentCount(4));
+        assert_eq!(
+            parse(b"a.b.c.d", 100).unwrap_err(),
+            AlbError::SegmentCount(4)
+        );
         assert_eq!(parse(b"..", 100).unwrap_err(), AlbError::EmptySegment);
-        assert_eq!(parse(b"a+/.eyJhIjoxfQ.AAAA", 100).unwrap_err(), AlbError::InvalidBase64);
-        assert_eq!(parse(&[b'a'; 101], 100).unwrap_err(), AlbError::Oversized { max: 100 });
+        assert_eq!(
+            parse(b"a+/.eyJhIjoxfQ.AAAA", 100).unwrap_err(),
+            AlbError::InvalidBase64
+        );
+        assert_eq!(
+            parse(&[b'a'; 101], 100).unwrap_err(),
+            AlbError::Oversized { max: 100 }
+        );
     }
 
     #[test]

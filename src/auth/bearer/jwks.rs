@@ -88,17 +88,25 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<JwksKey>>, BearerError> {
-        let body = self.fetcher.get(&self.url).await.map_err(BearerError::JwksFetch)?;
+        let body = self
+            .fetcher
+            .get(&self.url)
+            .await
+            .map_err(BearerError::JwksFetch)?;
         let set: JwkSet = serde_json::from_slice(&body).map_err(|_| BearerError::JwksInvalid)?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
             if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
                 continue;
             }
             let alg = match &jwk.algorithm {
                 AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+                AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+                    Algorithm::ES256
+                }
                 _ => continue,
             };
             // A key that declares another alg than the one we would use is not used at all.
@@ -112,7 +120,9 @@ impl JwksCache {
             if !consistent {
                 continue;
             }
-            let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
             keys.insert(kid, Arc::new(JwksKey { alg, key }));
         }
         if keys.is_empty() {

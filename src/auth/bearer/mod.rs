@@ -55,15 +55,20 @@ impl BearerVerifierConfig {
     }
 
     pub fn jwks_url(&self) -> String {
-        self.jwks_url
-            .clone()
-            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", self.issuer.trim_end_matches('/')))
+        self.jwks_url.clone().unwrap_or_else(|| {
+            format!(
+                "{}/.well-known/jwks.json",
+                self.issuer.trim_end_matches('/')
+            )
+        })
     }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BearerConfigError {
-    #[error("BEARER_CLIENT_IDS and BEARER_AUDIENCES are both empty: bearer tokens need an allow-list of clients")]
+    #[error(
+        "BEARER_CLIENT_IDS and BEARER_AUDIENCES are both empty: bearer tokens need an allow-list of clients"
+    )]
     NoClients,
 }
 
