@@ -14,7 +14,7 @@
 #   docker buildx build --platform linux/amd64 -t "$ECR_REPO:$IMAGE_TAG" --push .
 #
 # The platform must match `runtimePlatform.cpuArchitecture` in ecs-task-def.json (X86_64).
-# See docs/DEPLOY.md for the whole deployment.
+# See the README (Deploying to AWS) for the whole deployment.
 #
 # Base image pinning: the tags below are pinned to exact versions. Their digests could NOT be
 # verified offline on the machine this file was written on (no registry access), so no digest

@@ -1,18 +1,23 @@
 //! What each command does, wired from configuration. `main` only parses and dispatches.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use clap::{Args, FromArgMatches};
+use secrecy::ExposeSecret;
+use tracing_subscriber::Registry;
 
 use crate::{
     auth::{AuthSettings, Authenticator, IdentityAuthenticator},
-    cli::{DevArgs, MigrateArgs},
+    cli::{DevArgs, HealthcheckArgs, MigrateArgs},
     config::{self, ConfigError, DatabaseSettings, LogFormat, LogSettings, ServeSettings},
     local_alb::{self, LocalAlbConfig},
     routes::health::ShutdownFlag,
+    secrets::{self, CredentialRefresher, DbCredentials, SecretsClient},
+    shutdown,
     startup::{AppState, Application},
-    store::{self, PlayerStore},
-    telemetry,
+    store::{self, PlayerStore, PostgresStore},
+    telemetry::{self, metrics},
 };
 
 async fn open_store(db: &DatabaseSettings) -> anyhow::Result<Arc<dyn PlayerStore>> {
@@ -25,29 +30,139 @@ async fn open_store(db: &DatabaseSettings) -> anyhow::Result<Arc<dyn PlayerStore
 }
 
 pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
-    telemetry::logging::init::<tracing_subscriber::layer::Identity>(&settings.log, None)?;
+    let otel = telemetry::otel::init::<Registry>(&settings.otel)?;
+    let (otel_layer, otel_guard) = match otel {
+        Some((layer, guard)) => (Some(layer), Some(guard)),
+        None => (None, None),
+    };
+    telemetry::logging::init(&settings.log, otel_layer)?;
     settings.validate(config::running_on_ecs())?;
+    let (secrets, secrets_client) = secrets::load_startup_secrets(&settings.secrets).await?;
+    let settings = overlay_app_secrets(settings, &secrets.app)?;
     // Refuses to start without an identity provider, naming the variable to set.
     let authenticator: Arc<dyn Authenticator + Send + Sync> = Arc::new(
         IdentityAuthenticator::from_settings(&settings.auth)
             .map_err(|e| ConfigError::new(e.variable(), e.to_string()))?,
     );
     settings.auth.warn_weak_settings();
-    let store = open_store(&settings.database).await?;
+    let recorder = metrics::Recorder::new(settings.metrics.clone());
+    let flusher = recorder.spawn_flusher();
+    metrics::install(recorder);
+    let store = serve_store(&settings, secrets.db, secrets_client).await?;
     let listener = TcpListener::bind(settings.listen_addr)
         .with_context(|| format!("binding LISTEN_ADDR {}", settings.listen_addr))?;
-    let app = Application::build(
+    let ready = ShutdownFlag::default();
+    let app = Application::build_with_drain(
         listener,
         AppState {
             store,
             authenticator,
             logout: settings.auth.logout_config(),
             ready_timeout: settings.database.ready_timeout(),
-            shutdown: ShutdownFlag::default(),
+            shutdown: ready.clone(),
         },
+        settings.shutdown.timeout_secs,
     )?;
     tracing::info!(port = app.port(), "players-api serving");
-    app.run_until_stopped().await?;
+    shutdown::run_until_stopped(
+        app.into_server(),
+        || ready.trip(),
+        &settings.shutdown,
+        shutdown::termination_signal(),
+    )
+    .await?;
+    if let Some(flusher) = flusher {
+        flusher.abort();
+    }
+    shutdown::flush_telemetry(otel_guard.as_ref(), Duration::from_secs(5));
+    tracing::info!(event = "shutdown", "stopped");
+    Ok(())
+}
+
+/// The production store: DATABASE_URL as given, or PostgreSQL at DB_HOST with the
+/// credentials of DB_SECRET_ARN, re-read on rotation.
+async fn serve_store(
+    settings: &ServeSettings,
+    credentials: Option<DbCredentials>,
+    client: Option<SecretsClient>,
+) -> anyhow::Result<Arc<dyn PlayerStore>> {
+    let db = &settings.database;
+    if db.database_url.is_some() {
+        return open_store(db).await;
+    }
+    let base = db.pg_options()?;
+    let options = credentials
+        .as_ref()
+        .map_or(base.clone(), |c| c.apply_to(&base));
+    let mut store = PostgresStore::with_options(options, &db.pool());
+    metrics::spawn_pool_sampler(store.pool().clone(), Duration::from_secs(10));
+    if let (Some(credentials), Some(client), Some(secret_id)) =
+        (credentials, client, settings.secrets.db_secret_arn.clone())
+    {
+        let refresher =
+            CredentialRefresher::new(client, secret_id, store.pool().clone(), base, credentials);
+        refresher.spawn_schedule_from(&settings.secrets);
+        store = store.with_refresher(refresher);
+    }
+    if db.run_migrations {
+        store.migrate().await?;
+    }
+    Ok(Arc::new(store))
+}
+
+/// Lays the optional APP_SECRET_ARN settings over the environment: each key is the name of a
+/// variable `serve` reads, passed as that variable's command-line flag (which wins over the
+/// environment). Errors name the key, never the value.
+fn overlay_app_secrets(
+    settings: ServeSettings,
+    app: &secrets::AppSecrets,
+) -> anyhow::Result<ServeSettings> {
+    if app.is_empty() {
+        return Ok(settings);
+    }
+    let command = ServeSettings::augment_args(clap::Command::new("serve"));
+    let mut argv = vec!["serve".to_owned()];
+    for (key, value) in app.iter() {
+        let long = command
+            .get_arguments()
+            .find(|a| a.get_env() == Some(std::ffi::OsStr::new(key)))
+            .and_then(|a| a.get_long())
+            .ok_or_else(|| ConfigError::new("APP_SECRET_ARN", format!("{key} is not a setting")))?;
+        argv.push(format!("--{long}={}", value.expose_secret()));
+    }
+    let keys: Vec<&str> = app.iter().map(|(k, _)| k).collect();
+    let invalid = || {
+        ConfigError::new(
+            "APP_SECRET_ARN",
+            format!(
+                "a value in the secret is invalid (keys: {})",
+                keys.join(", ")
+            ),
+        )
+    };
+    let matches = command.try_get_matches_from(argv).map_err(|_| invalid())?;
+    let overlaid = ServeSettings::from_arg_matches(&matches).map_err(|_| invalid())?;
+    overlaid.validate(config::running_on_ecs())?;
+    Ok(overlaid)
+}
+
+/// `players-api healthcheck`.
+pub fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
+    match shutdown::healthcheck(&args.listen_addr, Duration::from_secs(args.timeout_secs)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("players-api healthcheck: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `players-api openapi`: the document the server serves at /openapi.json.
+pub fn print_openapi() -> anyhow::Result<()> {
+    use std::io::Write;
+    use utoipa::OpenApi;
+    let doc = crate::routes::docs::ApiDoc::openapi().to_pretty_json()?;
+    writeln!(std::io::stdout().lock(), "{doc}").context("writing the document to stdout")?;
     Ok(())
 }
 

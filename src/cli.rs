@@ -23,6 +23,24 @@ pub enum Command {
     Dev(DevArgs),
     /// Verify a captured x-amzn-oidc-data header (read from stdin) with the server's code.
     VerifyAlbHeader(crate::auth::cli::VerifyAlbHeaderArgs),
+    /// Print a bearer token from the local issuer of `players-api dev` (for curl).
+    Token(crate::local_alb::token_cmd::TokenArgs),
+    /// Probe the local /health endpoint; exit 0 if healthy (the container health check).
+    Healthcheck(HealthcheckArgs),
+    /// Print the OpenAPI document.
+    #[command(hide = true)]
+    Openapi,
+}
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    /// The server's listen address (the same variable `serve` reads); 0.0.0.0 is probed on
+    /// loopback.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: String,
+
+    #[arg(long, default_value_t = 2)]
+    pub timeout_secs: u64,
 }
 
 #[derive(Args, Debug)]

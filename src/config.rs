@@ -28,6 +28,18 @@ pub struct ServeSettings {
     /// Identity: ALB user claims and bearer tokens (see `crate::auth::config`).
     #[command(flatten)]
     pub auth: crate::auth::AuthSettings,
+
+    #[command(flatten)]
+    pub secrets: crate::secrets::SecretsSettings,
+
+    #[command(flatten)]
+    pub metrics: crate::telemetry::metrics::MetricsSettings,
+
+    #[command(flatten)]
+    pub otel: crate::telemetry::otel::OtelSettings,
+
+    #[command(flatten)]
+    pub shutdown: crate::shutdown::ShutdownSettings,
 }
 
 /// Where the database is and how to use it.
@@ -135,14 +147,44 @@ impl DatabaseSettings {
         match (&self.database_url, &self.db_host) {
             (Some(url), _) => Ok(url.expose_secret().to_owned()),
             (None, Some(_)) => Err(ConfigError::new(
-                "DB_SECRET_ARN",
-                "DB_HOST is set: the credentials must come from DB_SECRET_ARN",
+                "DATABASE_URL",
+                "DB_HOST is set: connect with DatabaseSettings::pg_options instead",
             )),
             (None, None) => Err(ConfigError::new(
                 "DATABASE_URL",
                 "set DATABASE_URL, or DB_HOST with DB_SECRET_ARN",
             )),
         }
+    }
+
+    /// PostgreSQL options from DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_SSLMODE and
+    /// DB_SSLROOTCERT (the credentials come from the secret and are applied by the caller).
+    pub fn pg_options(&self) -> Result<sqlx::postgres::PgConnectOptions, ConfigError> {
+        let host = self
+            .db_host
+            .as_deref()
+            .ok_or_else(|| ConfigError::new("DB_HOST", "set DB_HOST (or DATABASE_URL)"))?;
+        let ssl_mode = self
+            .db_sslmode
+            .parse::<sqlx::postgres::PgSslMode>()
+            .map_err(|_| {
+                ConfigError::new(
+                    "DB_SSLMODE",
+                    "must be disable, allow, prefer, require, verify-ca or verify-full",
+                )
+            })?;
+        let mut options = sqlx::postgres::PgConnectOptions::new()
+            .host(host)
+            .port(self.db_port)
+            .database(&self.db_name)
+            .ssl_mode(ssl_mode);
+        if let Some(user) = &self.db_user {
+            options = options.username(user);
+        }
+        if let Some(ca) = &self.db_sslrootcert {
+            options = options.ssl_root_cert(ca);
+        }
+        Ok(options)
     }
 
     pub fn is_sqlite(&self) -> bool {

@@ -34,6 +34,9 @@ pub struct AppState {
     pub shutdown: ShutdownFlag,
 }
 
+/// Drain time when none is configured (tests, dev).
+const DEFAULT_DRAIN_SECS: u64 = 25;
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -42,6 +45,16 @@ pub struct Application {
 impl Application {
     /// Serves on `listener` (bind it to port 0 in tests).
     pub fn build(listener: TcpListener, state: AppState) -> anyhow::Result<Application> {
+        Self::build_with_drain(listener, state, DEFAULT_DRAIN_SECS)
+    }
+
+    /// As `build`, with the time in-flight requests get to finish once the server stops
+    /// accepting (SHUTDOWN_TIMEOUT_SECS).
+    pub fn build_with_drain(
+        listener: TcpListener,
+        state: AppState,
+        drain_secs: u64,
+    ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || {
             let authenticator: Arc<dyn Authenticator> = state.authenticator.clone();
@@ -62,7 +75,7 @@ impl Application {
         })
         .listen(listener)?
         .disable_signals()
-        .shutdown_timeout(30)
+        .shutdown_timeout(drain_secs)
         .run();
         Ok(Application { port, server })
     }
@@ -74,6 +87,11 @@ impl Application {
     /// Stops the server (gracefully, draining in-flight requests) from elsewhere.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
+    }
+
+    /// The server future, for `shutdown::run_until_stopped`'s signal handling.
+    pub fn into_server(self) -> Server {
+        self.server
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

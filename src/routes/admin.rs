@@ -19,6 +19,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 200, description = "`[{method, path, permission, public}]`, the table the server enforces"),
         (status = 401, description = "`unauthenticated` or `invalid_token`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden` (needs admin)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("alb" = []), ("bearer" = []))
 )]

@@ -53,6 +53,7 @@ impl From<&Principal> for Me {
         (status = 200, description = "The caller", body = Me),
         (status = 401, description = "`unauthenticated` or `invalid_token`", body = crate::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "`csrf_rejected`", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal`", body = crate::error::Problem, content_type = "application/problem+json"),
     ),
     security(("alb" = []), ("bearer" = []))
 )]

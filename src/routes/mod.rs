@@ -109,13 +109,3 @@ pub fn route_spec(req: &HttpRequest) -> Option<&'static RouteSpec> {
         .iter()
         .find(|r| r.method == req.method() && r.path == pattern)
 }
-
-/// The permission the matched route requires; `None` if the route is not in the table or is
-/// public (a `Principal` extractor on such a route then refuses the request).
-pub fn required_permission(req: &HttpRequest) -> Option<Permission> {
-    let pattern = req.match_pattern()?;
-    ROUTES
-        .iter()
-        .find(|r| r.method == req.method() && r.path == pattern)
-        .and_then(|r| r.permission)
-}

@@ -2,8 +2,10 @@
 
 use anyhow::Context;
 use chrono::Duration;
+use futures_util::future::BoxFuture;
 use sqlx::{
-    Row,
+    Acquire, Postgres, Row,
+    pool::PoolConnection,
     postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow},
 };
 use uuid::Uuid;
@@ -13,11 +15,16 @@ use super::{
     StoreError, migrations, now_micros, split_page,
     sql::{self, COLUMNS, Dialect, classify},
 };
-use crate::domain::{NewPlayer, Player, Position};
+use crate::{
+    domain::{NewPlayer, Player, Position},
+    secrets::CredentialRefresher,
+};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Re-reads rotated credentials when the database refuses the current ones (28P01).
+    refresher: Option<CredentialRefresher>,
 }
 
 impl PostgresStore {
@@ -36,11 +43,33 @@ impl PostgresStore {
             .min_connections(settings.min_connections)
             .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options);
-        PostgresStore { pool }
+        PostgresStore {
+            pool,
+            refresher: None,
+        }
+    }
+
+    /// Connections go through `refresher`, so a rotated password is picked up without a
+    /// restart (see `secrets::CredentialRefresher`).
+    pub fn with_refresher(mut self, refresher: CredentialRefresher) -> Self {
+        self.refresher = Some(refresher);
+        self
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A pooled connection; with a refresher, a refused login re-reads the secret and retries.
+    /// (Boxed: the refresher's future nests the AWS SDK's deep types into every query.)
+    fn conn(&self) -> BoxFuture<'_, Result<PoolConnection<Postgres>, StoreError>> {
+        Box::pin(async move {
+            let conn = match &self.refresher {
+                Some(refresher) => refresher.acquire().await,
+                None => self.pool.acquire().await,
+            };
+            conn.map_err(|e| classify(e, "acquiring a database connection"))
+        })
     }
 }
 
@@ -82,9 +111,13 @@ const UPDATE: &str = "update players set name = $2, name_folded = $3, date_of_bi
 impl PostgresStore {
     /// After a conditional write touched no row: was the row missing, or its version stale?
     async fn missing_or_stale(&self, id: Uuid) -> StoreError {
+        let mut conn = match self.conn().await {
+            Ok(conn) => conn,
+            Err(e) => return e,
+        };
         match sqlx::query("select 1 from players where id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await
         {
             Ok(Some(_)) => StoreError::VersionMismatch,
@@ -104,8 +137,8 @@ impl PlayerStore for PostgresStore {
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
         let now = now_micros();
-        let mut tx = self
-            .pool
+        let mut conn = self.conn().await?;
+        let mut tx = conn
             .begin()
             .await
             .map_err(|e| classify(e, "starting a transaction"))?;
@@ -182,7 +215,7 @@ impl PlayerStore for PostgresStore {
             "select {COLUMNS} from players where id = $1"
         )))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await
         .map_err(|e| classify(e, "reading a player"))?
         .ok_or(StoreError::NotFound)?;
@@ -194,7 +227,7 @@ impl PlayerStore for PostgresStore {
         let mut qb = sql::list_query(Dialect::Postgres, query);
         let rows = qb
             .build()
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(|e| classify(e, "listing players"))?;
         let players = rows
@@ -226,7 +259,7 @@ impl PlayerStore for PostgresStore {
             .bind(now_micros())
             .bind(actor)
             .bind(expected_version)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .map_err(|e| classify(e, "updating a player"))?;
         match row {
@@ -242,7 +275,7 @@ impl PlayerStore for PostgresStore {
         )
         .bind(id)
         .bind(expected_version)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await
         .map_err(|e| classify(e, "deleting a player"))?
         .rows_affected();
@@ -254,7 +287,7 @@ impl PlayerStore for PostgresStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("select 1")
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(|e| classify(e, "pinging the database"))?;
         Ok(())

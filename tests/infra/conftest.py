@@ -28,7 +28,7 @@ CONTRACT_PORT = 8080
 CONTRACT_HEALTH_PATH = "/health"
 CONTRACT_USER = "65532"
 
-# The placeholders ecs-task-def.json may contain; docs/DEPLOY.md's envsubst line must list them.
+# The placeholders ecs-task-def.json may contain; README.md's envsubst line must list them.
 PLACEHOLDER_RE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 

@@ -63,9 +63,9 @@ SSM_VALUE_FROM = re.compile(r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/[
 
 
 def documented_envsubst_line() -> str:
-    text = (ROOT / "docs" / "DEPLOY.md").read_text()
+    text = (ROOT / "README.md").read_text()
     lines = [l for l in text.splitlines() if "envsubst" in l and "ecs-task-def.json" in l]
-    assert len(lines) == 1, f"docs/DEPLOY.md must have exactly one envsubst render line, found {lines}"
+    assert len(lines) == 1, f"README.md must have exactly one envsubst render line, found {lines}"
     return lines[0]
 
 
