@@ -9,6 +9,7 @@ mod bench_support;
 
 use std::time::{Duration, Instant};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE};
 use bench_support::auth_support::*;
 use players_api::auth::alb::{AlbVerifier, AlbVerifierConfig, SignerArn};
 
@@ -54,7 +55,7 @@ fn main() {
                 .enable_all()
                 .build()
                 .unwrap();
-            let rate = rt.block_on(async {
+            let (ours, raw_lc, raw_p256) = rt.block_on(async {
                 // The key comes from a local key endpoint, cached like in production.
                 let server = TestServer::start().await;
                 server.set(
@@ -69,23 +70,63 @@ fn main() {
                 c.key_endpoint = Some(server.base.clone());
                 let v = AlbVerifier::new(c).unwrap();
                 let now = now();
-                v.verify_uncached(&tokens[0], now).await.unwrap();
-                // Warm up, then measure.
-                for t in tokens.iter().take(500) {
-                    v.verify_uncached(t, now).await.unwrap();
-                }
+                v.verify_uncached(&tokens[0], now).await.unwrap(); // fetches and caches the key
+
+                // The raw backends get the same (message, signature) pairs, already decoded.
+                let pem = meta["pem"].as_str().unwrap();
+                let pk =
+                    <p256::PublicKey as p256::pkcs8::DecodePublicKey>::from_public_key_pem(pem)
+                        .unwrap();
+                let lc = aws_lc_rs::signature::ParsedPublicKey::new(
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                    pk.to_sec1_bytes(),
+                )
+                .unwrap();
+                let vk = p256::ecdsa::VerifyingKey::from(&pk);
+                let pairs: Vec<(Vec<u8>, Vec<u8>)> = tokens
+                    .iter()
+                    .map(|t| {
+                        let (m, s) = t.rsplit_once('.').unwrap();
+                        (m.as_bytes().to_vec(), URL_SAFE.decode(s).unwrap())
+                    })
+                    .collect();
+
+                // Interleave the three in short rounds so load changes on this shared machine
+                // hit all of them alike.
+                let (mut t_ours, mut t_lc, mut t_p256) =
+                    (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+                let (mut n_ours, mut n_lc, mut n_p256) = (0u64, 0u64, 0u64);
                 let started = Instant::now();
-                let mut n = 0u64;
+                let mut k = 0usize;
                 while started.elapsed() < Duration::from_secs(secs) {
-                    for t in tokens.iter().take(1000) {
-                        std::hint::black_box(v.verify_uncached(t, now).await.unwrap());
+                    let t0 = Instant::now();
+                    for _ in 0..200 {
+                        k = (k + 1) % tokens.len();
+                        std::hint::black_box(v.verify_uncached(&tokens[k], now).await.unwrap());
                     }
-                    n += 1000.min(tokens.len() as u64);
+                    t_ours += t0.elapsed();
+                    n_ours += 200;
+                    let t0 = Instant::now();
+                    for _ in 0..200 {
+                        k = (k + 1) % tokens.len();
+                        lc.verify_sig(&pairs[k].0, &pairs[k].1).unwrap();
+                    }
+                    t_lc += t0.elapsed();
+                    n_lc += 200;
+                    let t0 = Instant::now();
+                    for _ in 0..50 {
+                        k = (k + 1) % tokens.len();
+                        let sig = p256::ecdsa::Signature::from_slice(&pairs[k].1).unwrap();
+                        p256::ecdsa::signature::Verifier::verify(&vk, &pairs[k].0, &sig).unwrap();
+                    }
+                    t_p256 += t0.elapsed();
+                    n_p256 += 50;
                 }
-                n as f64 / started.elapsed().as_secs_f64()
+                let rate = |n: u64, t: Duration| n as f64 / t.as_secs_f64();
+                (rate(n_ours, t_ours), rate(n_lc, t_lc), rate(n_p256, t_p256))
             });
             println!(
-                "{{\"implementation\": \"players-api (aws-lc-rs)\", \"verifies_per_sec\": {rate:.0}}}"
+                "{{\"implementation\": \"players-api (aws-lc-rs)\", \"verifies_per_sec\": {ours:.0}, \"raw_aws_lc_rs_per_sec\": {raw_lc:.0}, \"raw_p256_per_sec\": {raw_p256:.0}}}"
             );
         }
         _ => eprintln!("alb_compare: ALB_COMPARE_MODE must be gen or verify"),

@@ -34,6 +34,38 @@ fn benches(c: &mut Criterion) {
         })
     });
 
+    // Breakdown of the cold path: parsing alone, and verification with a fixed key (no key cache).
+    c.bench_function("alb/parse_only", |b| {
+        b.iter(|| {
+            i = (i + 1) % tokens.len();
+            black_box(
+                players_api::auth::alb::token::parse(black_box(tokens[i].as_bytes()), 16 * 1024)
+                    .unwrap(),
+            );
+        })
+    });
+    let static_key = players_api::auth::alb::AlbVerifier::with_static_key(
+        {
+            let mut c = players_api::auth::alb::AlbVerifierConfig::new(vec![
+                players_api::auth::alb::SignerArn::parse(bench_support::auth_support::ARN).unwrap(),
+            ]);
+            c.issuer = Some(bench_support::auth_support::ISSUER.into());
+            c.client_id = Some(bench_support::auth_support::CLIENT.into());
+            c
+        },
+        players_api::auth::alb::AlbKey::from_pem(&s.key.public_pem()).unwrap(),
+    )
+    .unwrap();
+    c.bench_function("alb/cold_verify_static_key", |b| {
+        b.iter(|| {
+            i = (i + 1) % tokens.len();
+            black_box(
+                s.rt.block_on(static_key.verify_uncached(black_box(&tokens[i]), now))
+                    .unwrap(),
+            );
+        })
+    });
+
     let hot = s.key.token();
     s.rt.block_on(s.alb.verify(&hot)).unwrap();
     c.bench_function("alb/cache_hit", |b| {

@@ -456,6 +456,7 @@ async fn two_valid_credentials_are_refused() {
 #[tokio::test]
 async fn groups_come_from_the_verified_access_token() {
     let (f, key, auth, _keys) = combined().await;
+    let auth = auth.with_access_token_verifier(f.verifier.clone());
     // The ALB's access token for user-123, carrying cognito:groups (Cognito's model).
     let mut at = f.issuer.access_claims(CLIENT_ID, "openid");
     at["sub"] = json!("user-123");

@@ -13,10 +13,11 @@
 //! 5. ALB-authenticated requests with an unsafe method must be same-origin: `Origin` in
 //!    `AUTH_PUBLIC_ORIGINS`, or no `Origin` and `Sec-Fetch-Site: same-origin`; otherwise
 //!    `csrf_rejected`. Bearer requests are exempt (no ambient cookie).
-//! 6. With `ALB_GROUPS_SOURCE` `accesstoken`/`both` and a bearer verifier, a present
-//!    `x-amzn-oidc-accesstoken` is verified as a bearer token (failure → 401) and must be
-//!    about the same `sub` as the user claims; its groups claim is then used. With `userinfo`
-//!    the access token is not read at all (some IdPs issue opaque ones).
+//! 6. With `ALB_GROUPS_SOURCE` `accesstoken`/`both` (and `ALB_ISSUER` + `ALB_CLIENT_ID`), a
+//!    present `x-amzn-oidc-accesstoken` is verified like a bearer token against the ALB IdP's
+//!    JWKS, must be issued to `ALB_CLIENT_ID` (failure → 401) and must be about the same `sub`
+//!    as the user claims; its groups claim is then used. With `userinfo` the access token is
+//!    not read at all (some IdPs issue opaque ones).
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ pub const ALB_ACCESS_TOKEN_HEADER: &str = "x-amzn-oidc-accesstoken";
 pub struct IdentityAuthenticator {
     alb: Option<Arc<AlbVerifier>>,
     bearer: Option<Arc<BearerVerifier>>,
+    /// Verifies `x-amzn-oidc-accesstoken` (issuer `ALB_ISSUER`, client `ALB_CLIENT_ID`).
+    access_token: Option<Arc<BearerVerifier>>,
     policy: PermissionPolicy,
     groups_source: GroupsSource,
     groups_claim: String,
@@ -61,6 +64,7 @@ impl IdentityAuthenticator {
         IdentityAuthenticator {
             alb,
             bearer,
+            access_token: None,
             policy,
             groups_source,
             groups_claim: groups_claim.into(),
@@ -74,15 +78,26 @@ impl IdentityAuthenticator {
     /// Builds everything from the settings (validated again here).
     pub fn from_settings(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
         settings.validate()?;
-        let (alb, bearer) = settings.build_verifiers()?;
-        Ok(Self::new(
-            alb.map(Arc::new),
-            bearer.map(Arc::new),
+        let v = settings.build_verifiers()?;
+        let authenticator = Self::new(
+            v.alb.map(Arc::new),
+            v.bearer.map(Arc::new),
             settings.policy()?,
             settings.alb_groups_source,
             settings.auth_groups_claim.clone(),
             settings.public_origins()?,
-        ))
+        );
+        Ok(match v.access_token {
+            Some(at) => authenticator.with_access_token_verifier(Arc::new(at)),
+            None => authenticator,
+        })
+    }
+
+    /// Groups are also read from `x-amzn-oidc-accesstoken`, verified with `verifier` (when the
+    /// groups source is `accesstoken` or `both`).
+    pub fn with_access_token_verifier(mut self, verifier: Arc<BearerVerifier>) -> Self {
+        self.access_token = Some(verifier);
+        self
     }
 
     pub fn alb(&self) -> Option<&Arc<AlbVerifier>> {

@@ -8,7 +8,7 @@
 //! | `ALB_CLIENT_ID` | unset (warned) | expected `client` in the header |
 //! | `ALB_KEY_ENDPOINT` | from the ARN's partition/region | public-key endpoint override (China, tests, local ALB) |
 //! | `ALB_EXP_SKEW_SECS` | 60 | clock skew tolerated after `exp` |
-//! | `ALB_GROUPS_SOURCE` | both | where user groups come from: `userinfo` (x-amzn-oidc-data), `accesstoken` (x-amzn-oidc-accesstoken, verified as a bearer token), `both` (union) |
+//! | `ALB_GROUPS_SOURCE` | both | where user groups come from: `userinfo` (x-amzn-oidc-data), `accesstoken` (x-amzn-oidc-accesstoken, verified against `ALB_ISSUER`'s JWKS and required to be issued to `ALB_CLIENT_ID`), `both` (union; the access token part needs `ALB_ISSUER` and `ALB_CLIENT_ID`) |
 //! | `AUTH_GROUPS_CLAIM` | cognito:groups | claim holding the groups |
 //! | `AUTH_GROUP_PERMISSIONS` | see `policy` | group → permissions |
 //! | `AUTH_SCOPE_PREFIX` | players | resource-server identifier of the scopes |
@@ -18,7 +18,7 @@
 //! | `AUTH_SESSION_COOKIE_NAME` | AWSELBAuthSessionCookie | ALB session cookie name (shards -0..-3 expired on logout) |
 //! | `BEARER_ISSUER` | unset | issuer of service tokens; setting it enables bearer auth |
 //! | `BEARER_JWKS_URL` | `{issuer}/.well-known/jwks.json` | JWKS location |
-//! | `BEARER_CLIENT_IDS` | unset | comma list of accepted `client_id`s (with `ALB_GROUPS_SOURCE` `accesstoken`/`both`, include the ALB's own IdP client id: its access tokens carry that `client_id`) |
+//! | `BEARER_CLIENT_IDS` | unset | comma list of accepted `client_id`s of services (the ALB's access token is checked against `ALB_CLIENT_ID` instead) |
 //! | `BEARER_AUDIENCES` | unset | comma list of accepted `aud`s (one of the two lists is required) |
 
 use std::time::Duration;
@@ -123,6 +123,13 @@ impl Default for AuthSettings {
     }
 }
 
+/// The verifiers the settings call for.
+pub struct Verifiers {
+    pub alb: Option<AlbVerifier>,
+    pub bearer: Option<BearerVerifier>,
+    pub access_token: Option<BearerVerifier>,
+}
+
 /// Why `serve` refuses to start. Each message names the variable to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
@@ -139,9 +146,9 @@ pub enum AuthConfigError {
     #[error("AUTH_GROUP_PERMISSIONS / AUTH_SCOPE_PERMISSIONS: {0}")]
     Mapping(#[from] MappingError),
     #[error(
-        "ALB_GROUPS_SOURCE=accesstoken needs BEARER_ISSUER (the access token is verified as a bearer token)"
+        "ALB_GROUPS_SOURCE=accesstoken needs ALB_ISSUER and ALB_CLIENT_ID (x-amzn-oidc-accesstoken is verified against that issuer's JWKS and must be issued to that client)"
     )]
-    AccessTokenNeedsBearer,
+    AccessTokenNeedsIssuer,
     #[error("AUTH_PUBLIC_ORIGINS: {0:?} is not an origin (scheme://host[:port], no path)")]
     BadOrigin(String),
 }
@@ -155,7 +162,7 @@ impl AuthConfigError {
             AuthConfigError::Alb(AlbConfigError::NoEndpoint(_)) => "ALB_KEY_ENDPOINT",
             AuthConfigError::Bearer(_) => "BEARER_CLIENT_IDS",
             AuthConfigError::Mapping(_) => "AUTH_GROUP_PERMISSIONS",
-            AuthConfigError::AccessTokenNeedsBearer => "ALB_GROUPS_SOURCE",
+            AuthConfigError::AccessTokenNeedsIssuer => "ALB_GROUPS_SOURCE",
             AuthConfigError::BadOrigin(_) => "AUTH_PUBLIC_ORIGINS",
         }
     }
@@ -248,9 +255,36 @@ impl AuthSettings {
         config.client_id = self.alb_client_id.clone().filter(|s| !s.is_empty());
         config.key_endpoint = self.alb_key_endpoint.clone().filter(|s| !s.is_empty());
         config.exp_skew = Duration::from_secs(self.alb_exp_skew_secs);
-        if self.alb_groups_source == GroupsSource::Accesstoken && !self.bearer_enabled() {
-            return Err(AuthConfigError::AccessTokenNeedsBearer);
+        if self.alb_groups_source == GroupsSource::Accesstoken && !self.access_token_checkable() {
+            return Err(AuthConfigError::AccessTokenNeedsIssuer);
         }
+        Ok(Some(config))
+    }
+
+    fn access_token_checkable(&self) -> bool {
+        self.alb_issuer.as_deref().is_some_and(|s| !s.is_empty())
+            && self.alb_client_id.as_deref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// The verifier of `x-amzn-oidc-accesstoken` (groups source `accesstoken`/`both`): a bearer
+    /// verifier for the ALB's IdP (`ALB_ISSUER`, JWKS `{issuer}/.well-known/jwks.json`, or
+    /// `BEARER_JWKS_URL` when `BEARER_ISSUER` is the same issuer) that accepts only tokens
+    /// issued to the ALB's own client (`ALB_CLIENT_ID`), independent of `BEARER_CLIENT_IDS`.
+    pub fn build_access_token_config(
+        &self,
+    ) -> Result<Option<BearerVerifierConfig>, AuthConfigError> {
+        if !self.alb_enabled()
+            || self.alb_groups_source == GroupsSource::Userinfo
+            || !self.access_token_checkable()
+        {
+            return Ok(None);
+        }
+        let issuer = self.alb_issuer.clone().unwrap_or_default();
+        let mut config = BearerVerifierConfig::new(issuer.clone());
+        if self.bearer_issuer.as_deref() == Some(issuer.as_str()) {
+            config.jwks_url = self.bearer_jwks_url.clone().filter(|s| !s.is_empty());
+        }
+        config.client_ids = self.alb_client_id.iter().cloned().collect();
         Ok(Some(config))
     }
 
@@ -294,9 +328,9 @@ impl AuthSettings {
                     "AUTH_PUBLIC_ORIGINS is unset: unsafe browser requests need Sec-Fetch-Site: same-origin"
                 );
             }
-            if self.alb_groups_source == GroupsSource::Both && !self.bearer_enabled() {
+            if self.alb_groups_source == GroupsSource::Both && !self.access_token_checkable() {
                 tracing::warn!(
-                    "ALB_GROUPS_SOURCE=both without BEARER_ISSUER: groups are read from x-amzn-oidc-data only"
+                    "ALB_GROUPS_SOURCE=both without ALB_ISSUER and ALB_CLIENT_ID: groups are read from x-amzn-oidc-data only"
                 );
             }
         }
@@ -310,16 +344,23 @@ impl AuthSettings {
         }
     }
 
-    /// Builds the verifiers (no network I/O happens here).
-    pub fn build_verifiers(
-        &self,
-    ) -> Result<(Option<AlbVerifier>, Option<BearerVerifier>), AuthConfigError> {
+    /// Builds the verifiers (no network I/O happens here): ALB header, bearer tokens, and the
+    /// ALB's access token.
+    pub fn build_verifiers(&self) -> Result<Verifiers, AuthConfigError> {
         let alb = self.build_alb_config()?.map(AlbVerifier::new).transpose()?;
         let bearer = self
             .build_bearer_config()?
             .map(BearerVerifier::new)
             .transpose()?;
-        Ok((alb, bearer))
+        let access_token = self
+            .build_access_token_config()?
+            .map(BearerVerifier::new)
+            .transpose()?;
+        Ok(Verifiers {
+            alb,
+            bearer,
+            access_token,
+        })
     }
 }
 
@@ -371,6 +412,52 @@ mod tests {
         .auth;
         s.validate().unwrap();
         assert_eq!(s.bearer_client_ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn access_token_is_checked_against_the_alb_issuer_and_client() {
+        // The Cognito deployment: machine clients in BEARER_CLIENT_IDS, the browser client
+        // (whose access tokens the ALB forwards) in ALB_CLIENT_ID.
+        let s = Cli::parse_from([
+            "x",
+            "--alb-signer-arns",
+            ARN,
+            "--alb-issuer",
+            "https://idp",
+            "--alb-client-id",
+            "browser",
+            "--bearer-issuer",
+            "https://idp",
+            "--bearer-client-ids",
+            "machine",
+        ])
+        .auth;
+        s.validate().unwrap();
+        let at = s.build_access_token_config().unwrap().unwrap();
+        assert_eq!(at.issuer, "https://idp");
+        assert_eq!(at.client_ids, ["browser"]);
+        assert_eq!(at.jwks_url(), "https://idp/.well-known/jwks.json");
+        // userinfo: the access token is not read.
+        let s = Cli::parse_from([
+            "x",
+            "--alb-signer-arns",
+            ARN,
+            "--alb-groups-source",
+            "userinfo",
+        ])
+        .auth;
+        assert!(s.build_access_token_config().unwrap().is_none());
+        // accesstoken without the issuer/client to check it against: refused at start-up.
+        let s = Cli::parse_from([
+            "x",
+            "--alb-signer-arns",
+            ARN,
+            "--alb-groups-source",
+            "accesstoken",
+        ])
+        .auth;
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.variable(), "ALB_GROUPS_SOURCE");
     }
 
     #[test]

@@ -292,15 +292,15 @@ impl AlbVerifier {
         if now > exp.saturating_add(self.skew) {
             return Err(AlbError::Expired { exp, now });
         }
-        if t.signature.len() != 64 {
-            return Err(AlbError::SignatureLength(t.signature.len()));
-        }
+        let Some(signature) = t.raw_signature() else {
+            return Err(AlbError::SignatureLength(t.signature_len));
+        };
 
         let key = match &self.keys {
             KeySource::Static(k) => k.clone(),
             KeySource::Endpoints(cache) => cache.get(endpoint, kid).await?,
         };
-        if !key.verify(t.signed, &t.signature) {
+        if !key.verify(t.signed, signature) {
             return Err(AlbError::BadSignature);
         }
         Ok(AlbClaims {

@@ -27,7 +27,16 @@ pub struct ParsedToken<'a> {
     pub signed: &'a [u8],
     pub header: Map<String, Value>,
     pub payload: Map<String, Value>,
-    pub signature: Vec<u8>,
+    /// The decoded signature; only the first `signature_len` bytes are meaningful.
+    pub signature: [u8; 64],
+    pub signature_len: usize,
+}
+
+impl ParsedToken<'_> {
+    /// The raw `r||s` signature, if it has the 64 bytes of one.
+    pub fn raw_signature(&self) -> Option<&[u8; 64]> {
+        (self.signature_len == 64).then_some(&self.signature)
+    }
 }
 
 /// Splits and decodes `raw`. Never panics, whatever the input (property-tested).
@@ -49,20 +58,31 @@ pub fn parse(raw: &[u8], max_len: usize) -> Result<ParsedToken<'_>, AlbError> {
     let decode = |seg: &[u8]| B64URL.decode(seg).map_err(|_| AlbError::InvalidBase64);
     let header_bytes = decode(h)?;
     let payload_bytes = decode(p)?;
-    let signature = decode(s)?;
-    let header = match serde_json::from_slice::<Value>(&header_bytes) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err(AlbError::HeaderNotJson),
+    // A raw P-256 signature is 64 bytes (86 base64 characters, 88 padded); anything longer
+    // (DER is 70-72) is rejected without allocating for it.
+    let mut signature = [0u8; 64];
+    let signature_len = if s.len() > 88 {
+        let len = B64URL.decode(s).map_err(|_| AlbError::InvalidBase64)?.len();
+        return Err(AlbError::SignatureLength(len));
+    } else {
+        let mut buf = [0u8; 66];
+        let len = B64URL
+            .decode_slice(s, &mut buf)
+            .map_err(|_| AlbError::InvalidBase64)?;
+        let n = len.min(64);
+        signature[..n].copy_from_slice(&buf[..n]);
+        len
     };
-    let payload = match serde_json::from_slice::<Value>(&payload_bytes) {
-        Ok(Value::Object(m)) => m,
-        _ => return Err(AlbError::PayloadNotJson),
-    };
+    let header: Map<String, Value> =
+        serde_json::from_slice(&header_bytes).map_err(|_| AlbError::HeaderNotJson)?;
+    let payload: Map<String, Value> =
+        serde_json::from_slice(&payload_bytes).map_err(|_| AlbError::PayloadNotJson)?;
     Ok(ParsedToken {
         signed: &raw[..h.len() + 1 + p.len()],
         header,
         payload,
         signature,
+        signature_len,
     })
 }
 
