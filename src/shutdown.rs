@@ -10,8 +10,6 @@
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// `SHUTDOWN_DELAY_SECS`, `SHUTDOWN_TIMEOUT_SECS`.
@@ -39,21 +37,6 @@ impl Default for ShutdownSettings {
             delay_secs: 5,
             timeout_secs: 25,
         }
-    }
-}
-
-/// Set once shutdown began; the `/ready` handler answers 503 while it is set. One instance
-/// per process, shared as `web::Data<Draining>`.
-#[derive(Clone, Debug, Default)]
-pub struct Draining(Arc<AtomicBool>);
-
-impl Draining {
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-
-    pub fn start(&self) {
-        self.0.store(true, Ordering::Release);
     }
 }
 
@@ -89,7 +72,7 @@ pub async fn termination_signal() -> &'static str {
 /// Metrics and traces are flushed by the caller after this returns.
 ///
 /// `start_draining` runs the moment the signal arrives: it makes `/ready` answer 503 (e.g.
-/// `|| draining.start()`, or the routes' own shutdown flag).
+/// `|| flag.trip()` with the routes' `ShutdownFlag`).
 pub async fn run_until_stopped<S>(
     server: actix_web::dev::Server,
     start_draining: impl FnOnce(),
@@ -196,11 +179,12 @@ pub fn healthcheck(listen_addr: &str, timeout: Duration) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::health::ShutdownFlag;
     use actix_web::{App, HttpResponse, HttpServer, web};
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    async fn ready(draining: web::Data<Draining>) -> HttpResponse {
-        if draining.is_draining() {
+    async fn ready(draining: web::Data<ShutdownFlag>) -> HttpResponse {
+        if draining.is_set() {
             HttpResponse::ServiceUnavailable().finish()
         } else {
             HttpResponse::Ok().finish()
@@ -216,7 +200,7 @@ mod tests {
 
     #[actix_web::test]
     async fn sigterm_sequence_drains_in_flight_requests() {
-        let draining = Draining::default();
+        let draining = ShutdownFlag::default();
         let started = web::Data::new(AtomicUsize::new(0));
         let settings = ShutdownSettings {
             delay_secs: 1,
@@ -247,7 +231,7 @@ mod tests {
         let srv = tokio::spawn({
             let draining = draining.clone();
             let settings = settings.clone();
-            async move { run_until_stopped(server, || draining.start(), &settings, signal).await }
+            async move { run_until_stopped(server, || draining.trip(), &settings, signal).await }
         });
 
         let base = format!("http://127.0.0.1:{port}");

@@ -39,20 +39,7 @@ pub fn record_principal(principal: &Principal) {
 /// The X-Ray trace id (`Root`) of the ALB's `X-Amzn-Trace-Id`, if well formed.
 pub fn trace_id_from_request(headers: &HeaderMap) -> Option<String> {
     let raw = headers.get("x-amzn-trace-id")?.to_str().ok()?;
-    raw.split(';')
-        .filter_map(|part| part.trim().strip_prefix("Root="))
-        .find(|root| is_xray_trace_id(root))
-        .map(str::to_owned)
-}
-
-/// `1-<8 hex>-<24 hex>`.
-fn is_xray_trace_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 35
-        && b.starts_with(b"1-")
-        && b[10] == b'-'
-        && b[2..10].iter().all(u8::is_ascii_hexdigit)
-        && b[11..].iter().all(u8::is_ascii_hexdigit)
+    xray::TraceHeader::parse(raw).map(|t| t.root.as_str().to_owned())
 }
 
 /// Called once per request with its outcome (metrics attach here).
