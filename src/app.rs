@@ -74,7 +74,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     if let Some(flusher) = flusher {
         flusher.abort();
     }
-    shutdown::flush_telemetry(otel_guard.as_ref(), Duration::from_secs(5));
+    shutdown::flush_telemetry(otel_guard, Duration::from_secs(5)).await;
     tracing::info!(event = "shutdown", "stopped");
     Ok(())
 }

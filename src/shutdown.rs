@@ -128,10 +128,20 @@ where
 
 /// Writes the last metrics interval and exports buffered spans; call after
 /// [`run_until_stopped`] returned, before exiting 0.
-pub fn flush_telemetry(otel: Option<&crate::telemetry::otel::OtelGuard>, timeout: Duration) {
+///
+/// The span exporter's batch task runs on this runtime, so the blocking flush goes to a
+/// blocking thread while the runtime keeps polling that task (flushing on the runtime's own
+/// thread would wait for itself forever).
+pub async fn flush_telemetry(otel: Option<crate::telemetry::otel::OtelGuard>, timeout: Duration) {
     crate::telemetry::metrics::flush();
     if let Some(guard) = otel {
-        guard.shutdown(timeout);
+        let flush = tokio::task::spawn_blocking(move || guard.shutdown(timeout));
+        if tokio::time::timeout(timeout + Duration::from_secs(1), flush)
+            .await
+            .is_err()
+        {
+            tracing::warn!(event = "shutdown", "flushing traces timed out");
+        }
     }
 }
 

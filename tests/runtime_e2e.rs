@@ -748,3 +748,141 @@ async fn unusable_secrets_stop_start_up_with_one_clear_line_and_no_value() {
     let mut refs: Vec<&mut Service> = services.iter_mut().collect();
     assert_no_secret_in_output(&mut refs, &[leaky]);
 }
+
+/// A stand-in OTLP/HTTP collector: keeps the body of every `POST /v1/traces`.
+struct Collector {
+    port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Collector {
+    async fn start() -> Collector {
+        use actix_web::{App, HttpResponse, HttpServer, web};
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = bodies.clone();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            let sink = sink.clone();
+            App::new().route(
+                "/v1/traces",
+                web::post().to(move |body: web::Bytes| {
+                    let sink = sink.clone();
+                    async move {
+                        sink.lock().unwrap().extend_from_slice(&body);
+                        HttpResponse::Ok()
+                            .content_type("application/x-protobuf")
+                            .finish()
+                    }
+                }),
+            )
+        })
+        .listen(listener)
+        .unwrap()
+        .disable_signals()
+        .workers(1)
+        .run();
+        tokio::spawn(server);
+        Collector { port, bodies }
+    }
+
+    fn received(&self) -> Vec<u8> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// With OTEL_EXPORTER_OTLP_ENDPOINT set, spans of the request, the handler and the database
+/// call are exported over OTLP/HTTP under the ALB's trace id (Root without Parent), and the
+/// last batch is flushed at SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_are_exported_over_otlp_under_the_alb_trace_id() {
+    let collector = Collector::start().await;
+    let mut identity = Identity::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(&identity, &dir);
+    env.insert(
+        "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+        format!("http://127.0.0.1:{}", collector.port),
+    );
+    env.insert("SHUTDOWN_DELAY_SECS".into(), "0".into());
+    let mut svc = Service::serve(&env);
+    svc.wait_healthy().await;
+    let token = identity.bearer_token("players/read players/write").await;
+    let client = http();
+    // The ALB sends Root without Parent.
+    let alb_trace = "Root=1-5759e988-bd862e3fe1be46a994272793";
+    let created: Value = client
+        .post(svc.url("/v1/players"))
+        .bearer_auth(&token)
+        .header("x-amzn-trace-id", alb_trace)
+        .header("content-type", "application/json")
+        .body(PLAYER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let resp = client
+        .get(svc.url(&format!("/v1/players/{id}")))
+        .bearer_auth(&token)
+        .header("x-amzn-trace-id", alb_trace)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    svc.sigterm();
+    assert!(svc.wait_exit(DEADLINE).await.success());
+
+    let exported = collector.received();
+    assert!(!exported.is_empty(), "nothing was exported");
+    let trace_id: Vec<u8> = (0..16)
+        .map(|i| {
+            u8::from_str_radix(&"5759e988bd862e3fe1be46a994272793"[2 * i..2 * i + 2], 16).unwrap()
+        })
+        .collect();
+    assert!(
+        contains(&exported, &trace_id),
+        "spans carry the ALB's trace id"
+    );
+    for span in [
+        "request",
+        "handler.create_player",
+        "db.create_player",
+        "handler.get_player",
+        "db.get_player",
+    ] {
+        assert!(contains(&exported, span.as_bytes()), "span {span} exported");
+    }
+    assert!(contains(&exported, b"players-api"), "service name");
+    assert_no_secret_in_output(&mut [&mut svc], &identity.issued.clone());
+}
+
+/// Without the variable nothing is exported (the collector stays silent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_otlp_endpoint_nothing_is_exported() {
+    let collector = Collector::start().await;
+    let mut identity = Identity::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = sqlite_env(&identity, &dir);
+    env.insert("SHUTDOWN_DELAY_SECS".into(), "0".into());
+    let mut svc = Service::serve(&env);
+    svc.wait_healthy().await;
+    let token = identity.bearer_token("players/read").await;
+    let resp = http()
+        .get(svc.url("/v1/players"))
+        .bearer_auth(&token)
+        .header("x-amzn-trace-id", TRACE_HEADER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    svc.sigterm();
+    assert!(svc.wait_exit(DEADLINE).await.success());
+    assert!(collector.received().is_empty());
+}

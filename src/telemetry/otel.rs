@@ -40,12 +40,15 @@ pub struct OtelSettings {
 }
 
 /// Owns the tracer provider; [`OtelGuard::shutdown`] flushes buffered spans.
+#[derive(Clone)]
 pub struct OtelGuard {
     provider: SdkTracerProvider,
 }
 
 impl OtelGuard {
     /// Exports what is buffered and stops the exporter (at shutdown, bounded by `timeout`).
+    /// Blocking: the exporter runs on the tokio runtime, so call this off the runtime's
+    /// threads (`shutdown::flush_telemetry` does).
     pub fn shutdown(&self, timeout: Duration) {
         if let Err(e) = self.provider.force_flush() {
             tracing::warn!(error = %e, "flushing traces failed");
