@@ -383,3 +383,82 @@ contract!(
     name_filter_treats_wildcards_literally,
     ping_answers,
 );
+
+/// Moves every remembered Idempotency-Key `hours` into the past.
+async fn age_idempotency_keys(db: &TestDb, hours: i64) {
+    match db {
+        TestDb::Postgres { url, .. } => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            sqlx::query(
+                "update idempotency_keys set created_at = created_at - make_interval(hours => $1)",
+            )
+            .bind(hours as i32)
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        TestDb::Sqlite { url, .. } => {
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+            sqlx::query("update idempotency_keys set created_at = created_at - ?1")
+                .bind(hours * 3_600_000_000)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// A key is remembered for 24 hours: a retry at 23 h replays, after 25 h the key is free
+/// again (a new request, even with another body).
+async fn idempotency_keys_expire_after_24_hours(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let idem = Idempotency {
+        key: "k".into(),
+        request_hash: "h1".into(),
+    };
+    let first = created(
+        store
+            .create(&new_player("A", "T", Some(1)), &ctx("user:a"), Some(&idem))
+            .await
+            .unwrap(),
+    );
+    age_idempotency_keys(&db, 23).await;
+    match store
+        .create(&new_player("A", "T", Some(1)), &ctx("user:a"), Some(&idem))
+        .await
+        .unwrap()
+    {
+        Created::Replayed(p) => assert_eq!(p.id, first.id),
+        Created::New(_) => panic!("a retry within 24 h must replay"),
+    }
+    age_idempotency_keys(&db, 2).await;
+    let other_body = Idempotency {
+        key: "k".into(),
+        request_hash: "h2".into(),
+    };
+    let again = store
+        .create(
+            &new_player("B", "T", Some(2)),
+            &ctx("user:a"),
+            Some(&other_body),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, Created::New(_)),
+        "an expired key is free again"
+    );
+}
+
+#[tokio::test]
+async fn idempotency_keys_expire_after_24_hours_postgres() {
+    idempotency_keys_expire_after_24_hours(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn idempotency_keys_expire_after_24_hours_sqlite() {
+    idempotency_keys_expire_after_24_hours(Backend::Sqlite).await;
+}
