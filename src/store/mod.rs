@@ -12,6 +12,8 @@ mod sqlite;
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -216,4 +218,18 @@ pub(crate) fn split_page(mut rows: Vec<Player>, query: &ListQuery) -> Page {
         None
     };
     Page { items: rows, next }
+}
+
+/// The answer to a retried create: the original response if the request is the same.
+pub(crate) fn replay(
+    stored_hash: String,
+    response: String,
+    idem: &Idempotency,
+) -> Result<Created, StoreError> {
+    if stored_hash != idem.request_hash {
+        return Err(StoreError::IdempotencyKeyReused);
+    }
+    let player: Player =
+        serde_json::from_str(&response).context("decoding a stored idempotent response")?;
+    Ok(Created::Replayed(player))
 }

@@ -1,5 +1,6 @@
 //! PostgreSQL storage: production.
 
+use super::replay;
 use anyhow::Context;
 use chrono::Duration;
 use chrono::{DateTime, Utc};
@@ -396,18 +397,4 @@ impl PlayerStore for PostgresStore {
             .await
             .context("applying PostgreSQL migrations")
     }
-}
-
-/// The answer to a retried create: the original response if the request is the same.
-pub(super) fn replay(
-    stored_hash: String,
-    response: String,
-    idem: &Idempotency,
-) -> Result<Created, StoreError> {
-    if stored_hash != idem.request_hash {
-        return Err(StoreError::IdempotencyKeyReused);
-    }
-    let player: Player =
-        serde_json::from_str(&response).context("decoding a stored idempotent response")?;
-    Ok(Created::Replayed(player))
 }

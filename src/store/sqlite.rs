@@ -2,6 +2,7 @@
 
 use std::{str::FromStr, time::Duration as StdDuration};
 
+use super::replay;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{
@@ -17,9 +18,7 @@ use super::{
     AuditAction, AuditContext, AuditPage, AuditQuery, AuditRecord, Changes, Created,
     IDEMPOTENCY_TTL_HOURS, Idempotency, ListQuery, Page, PlayerStore, PoolSettings, StoreError,
     audit::split_audit_page,
-    migrations, now_micros,
-    postgres::replay,
-    split_page,
+    migrations, now_micros, split_page,
     sql::{self, AuditRow, COLUMNS, Dialect, classify},
 };
 use crate::domain::{NewPlayer, Player, Position};
