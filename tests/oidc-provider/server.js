@@ -219,6 +219,34 @@ const { Client, AccessToken } = provider;
 // no audience on the provider's side, and the JWT's `aud` is set (okta) or left out (cognito) by
 // the customizer above.
 AccessToken.prototype.setAudience = function setAudience() {};
+// And the userinfo endpoint finds an access token by its stored record. oidc-provider stores no
+// record for JWT access tokens; Cognito and Okta accept theirs at userinfo. So a JWT access
+// token is also stored under its `jti`, and looked up by it.
+{
+  const impls = [];
+  for (let p = AccessToken.prototype; p; p = Object.getPrototypeOf(p)) {
+    if (Object.hasOwn(p, 'getValueAndPayload')) impls.push(p.getValueAndPayload);
+  }
+  const [formatted, opaque] = impls; // the token's format first, then the stored-record one
+  AccessToken.prototype.getValueAndPayload = async function getValueAndPayload() {
+    const result = await formatted.call(this);
+    if (this.format !== 'jwt') return result;
+    const { payload } = await opaque.call(this);
+    return { value: result.value, payload };
+  };
+  const find = AccessToken.find.bind(AccessToken);
+  AccessToken.find = async (value, opts) => {
+    if (typeof value === 'string' && value.split('.').length === 3) {
+      try {
+        const { jti } = JSON.parse(Buffer.from(value.split('.')[1], 'base64url'));
+        return await find(jti, opts);
+      } catch {
+        return undefined;
+      }
+    }
+    return find(value, opts);
+  };
+}
 const baseRedirectAllowed = Client.prototype.redirectUriAllowed;
 Client.prototype.redirectUriAllowed = function redirectUriAllowed(value) {
   if (this.clientId === BROWSER_CLIENT_ID) return loopbackUri(value, '/oauth2/idpresponse');
