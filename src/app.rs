@@ -60,6 +60,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             logout: settings.auth.logout_config(),
             ready_timeout: settings.database.ready_timeout(),
             shutdown: ready.clone(),
+            http: settings.http,
         },
         settings.shutdown.timeout_secs,
     )?;
@@ -222,6 +223,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             logout: auth.logout_config(),
             ready_timeout: std::time::Duration::from_secs(1),
             shutdown: ShutdownFlag::default(),
+            http: crate::config::HttpSettings::default(),
         },
     )?;
     let base = format!("http://127.0.0.1:{}", app.port());
