@@ -143,17 +143,20 @@ def test_service_reads_only_the_runtime_role_secret(templates):
     _, td = service_task_def(templates)
     task_role = td["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
     reads = secret_reads(templates)
-    assert reads[("service", task_role)] == [APP_SECRET]
+    # The owner's secret only while upgrading a stack that ran as the master user (not the default).
+    assert templates["service"]["Parameters"]["ServiceDbSecret"]["Default"] == "runtime"
+    either = {"Fn::If": ["ServiceAsOwner", OWNER_SECRET, APP_SECRET]}
+    assert reads[("service", task_role)] == [either]
     env = {e["Name"]: e["Value"] for c in td["Properties"]["ContainerDefinitions"] if c["Name"] == "players-api"
            for e in c["Environment"]}
-    assert env["DB_SECRET_ARN"] == APP_SECRET
+    assert env["DB_SECRET_ARN"] == either
     outs = templates["database"]["Outputs"]
     assert outs["DbAppSecretArn"]["Value"] == {"Ref": "AppUserSecret"}
     assert outs["DbSecretArn"]["Value"] == {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
     # Who may read which secret: the service the runtime one; the migration task the owner's
     # (and the runtime one, to create the role with its password); the proxy the runtime one.
     assert reads == {
-        ("service", task_role): [APP_SECRET],
+        ("service", task_role): [either],
         ("service", "MigrationTaskRole"): [OWNER_SECRET, APP_SECRET],
         ("database", "ProxyRole"): [{"Ref": "AppUserSecret"}],
     }

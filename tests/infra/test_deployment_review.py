@@ -145,7 +145,13 @@ def test_every_log_group_has_retention_including_rds_exports(templates):
     for export in db["Properties"]["EnableCloudwatchLogsExports"]:
         name = json.dumps({"Fn::Sub": f"/aws/rds/instance/${{EnvironmentName}}-db/{export}"})
         assert name in groups, f"RDS would create the {export} log group without retention"
-        assert groups[name] in db["DependsOn"], f"the {export} log group must exist before RDS writes to it"
+        lid = groups[name]
+        assert res(templates, "database", lid)["Condition"] == "RdsLogGroups"
+        # The instance waits for the groups (through a handle: DependsOn cannot name conditional resources).
+        assert db["DependsOn"] == ["LogGroupsReady"]
+        handle = json.dumps(res(templates, "database", "LogGroupsReady"))
+        assert json.dumps({"Ref": lid}) in handle, f"the {export} log group must exist before RDS writes to it"
+    assert templates["database"]["Parameters"]["CreateRdsLogGroups"]["Default"] == "true"
 
 
 def test_runtime_secret_rotates_with_alternating_users(templates):
@@ -186,11 +192,16 @@ def test_rds_proxy_is_optional_on_by_default_and_requires_tls(templates):
     assert tg["DBInstanceIdentifiers"] == [{"Ref": "Database"}]
     assert tg["ConnectionPoolConfigurationInfo"]["MaxConnectionsPercent"] == {"Ref": "ProxyMaxConnectionsPercent"}
     outs = db["Outputs"]
-    assert outs["DbHost"]["Value"] == {"Fn::If": ["UseProxy", {"Fn::GetAtt": ["Proxy", "Endpoint"]},
-                                                  {"Fn::GetAtt": ["Database", "Endpoint.Address"]}]}
+    assert outs["ServiceDbHost"]["Value"] == {"Fn::If": ["UseProxy", {"Fn::GetAtt": ["Proxy", "Endpoint"]},
+                                                         {"Fn::GetAtt": ["Database", "Endpoint.Address"]}]}
+    # Not exports: toggling EnableProxy changes them, and an imported export cannot change.
+    assert "Export" not in outs["ServiceDbHost"] and "Export" not in outs["ServiceDbSslRootCert"]
     # The proxy presents an ACM certificate: the system bundle verifies it, the RDS bundle does not.
-    assert outs["DbSslRootCert"]["Value"]["Fn::If"][1] == "/etc/ssl/certs/ca-certificates.crt"
-    assert env_of(app(templates))["DB_SSLROOTCERT"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DbSslRootCert"}}
+    assert outs["ServiceDbSslRootCert"]["Value"]["Fn::If"][1] == "/etc/ssl/certs/ca-certificates.crt"
+    svc = templates["service"]["Parameters"]
+    assert svc["DbSslRootCert"]["Default"] == "/etc/ssl/certs/ca-certificates.crt", "the proxy is the default"
+    env = env_of(app(templates))
+    assert env["DB_HOST"] == {"Ref": "DbHost"} and env["DB_SSLROOTCERT"] == {"Ref": "DbSslRootCert"}
 
 
 # ---------------------------------------------------------------- migrations
@@ -204,12 +215,14 @@ def test_migrations_do_not_run_at_service_start(templates):
 def test_one_off_migration_task_definition(templates):
     td = res(templates, "service", "MigrationTaskDefinition")["Properties"]
     (c,) = td["ContainerDefinitions"]
-    assert c["Image"] == {"Ref": "ImageUri"}, "the same image as the service"
+    assert c["Image"] == {"Fn::If": ["SeparateMigrationImage", {"Ref": "MigrationImageUri"}, {"Ref": "ImageUri"}]}
+    assert templates["service"]["Parameters"]["MigrationImageUri"]["Default"] == "", "the same image as the service"
     assert c["EntryPoint"] + c["Command"] == ["players-api", "migrate"]
     env = env_of(c)
     assert env["DB_SECRET_ARN"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DbSecretArn"}}, "the owner's secret"
     assert env["DB_APP_SECRET_ARN"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DbAppSecretArn"}}
-    assert env["DB_HOST"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DbInstanceHost"}}
+    assert env["DB_HOST"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DbHost"}}
+    assert templates["database"]["Outputs"]["DbHost"]["Value"] == {"Fn::GetAtt": ["Database", "Endpoint.Address"]}
     assert env["DB_SSLMODE"] == "verify-full"
     assert td["TaskRoleArn"] == {"Fn::GetAtt": ["MigrationTaskRole", "Arn"]}
     assert td["TaskRoleArn"] != res(templates, "service", "TaskDefinition")["Properties"]["TaskRoleArn"]
