@@ -194,7 +194,10 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         Some(url) => PostgresStore::connect(url.expose_secret(), &db.pool()).await?,
         None => {
             let base = db.pg_options()?;
-            let options = secrets.db.as_ref().map_or(base.clone(), |c| c.apply_to(&base));
+            let options = secrets
+                .db
+                .as_ref()
+                .map_or(base.clone(), |c| c.apply_to(&base));
             PostgresStore::with_options(options, &db.pool())
         }
     };
@@ -205,8 +208,8 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
             Some(c) => c,
             None => SecretsClient::from_env().await,
         };
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_secs(args.secrets.startup_deadline_secs);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(args.secrets.startup_deadline_secs);
         let app = client
             .db_credentials(arn, "DB_APP_SECRET_ARN", deadline)
             .await?;

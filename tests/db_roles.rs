@@ -96,7 +96,7 @@ impl RoleDb {
             .connect_with(admin_options().database(&self.db))
             .await
             .unwrap();
-        let rows: Vec<(String, String)> = sqlx::query_as(
+        let mut rows: Vec<(String, String)> = sqlx::query_as(
             "select table_name::text, privilege_type::text from information_schema.role_table_grants \
              where grantee = $1 order by 1, 2",
         )
@@ -105,6 +105,7 @@ impl RoleDb {
         .await
         .unwrap();
         db.close().await;
+        rows.sort();
         rows
     }
 
@@ -137,11 +138,10 @@ impl Drop for RoleDb {
                     .execute(&admin)
                     .await;
                     for role in roles {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "drop role if exists {role}"
-                        )))
-                        .execute(&admin)
-                        .await;
+                        let _ =
+                            sqlx::query(sqlx::AssertSqlSafe(format!("drop role if exists {role}")))
+                                .execute(&admin)
+                                .await;
                     }
                     admin.close().await;
                 }
@@ -172,7 +172,7 @@ async fn assert_no_ddl(pool: &PgPool, who: &str) {
         "delete from audit_log",
         "select count(*) from _sqlx_migrations",
     ] {
-        let err = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        let err = sqlx::raw_sql(sql)
             .execute(pool)
             .await
             .expect_err(&format!("{who} must not run: {sql}"));
@@ -469,7 +469,11 @@ async fn alternating_user_rotation_under_load_fails_no_request() {
     // follows the secret's username and password. Pool of 6 for up to 6 requests in flight.
     let client = SecretsClient::from_sdk_config(&conf);
     let creds = client
-        .db_credentials(&arn, "DB_SECRET_ARN", Instant::now() + Duration::from_secs(20))
+        .db_credentials(
+            &arn,
+            "DB_SECRET_ARN",
+            Instant::now() + Duration::from_secs(20),
+        )
         .await
         .unwrap();
     assert_eq!(creds.username, db.app);
@@ -583,9 +587,11 @@ async fn alternating_user_rotation_under_load_fails_no_request() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = ok.load(Ordering::Relaxed);
-    wait_until("traffic with clone sessions", Duration::from_secs(30), || {
-        ok.load(Ordering::Relaxed) >= before + 100
-    })
+    wait_until(
+        "traffic with clone sessions",
+        Duration::from_secs(30),
+        || ok.load(Ordering::Relaxed) >= before + 100,
+    )
     .await;
 
     stop.store(true, Ordering::Relaxed);

@@ -23,7 +23,10 @@ use sqlx::{PgPool, Row};
 /// The audit trail is append-only for the service: no update, no delete.
 pub const TABLE_GRANTS: &[(&str, &[&str])] = &[
     ("players", &["select", "insert", "update", "delete"]),
-    ("idempotency_keys", &["select", "insert", "update", "delete"]),
+    (
+        "idempotency_keys",
+        &["select", "insert", "update", "delete"],
+    ),
     ("audit_log", &["select", "insert"]),
 ];
 
@@ -89,11 +92,12 @@ pub async fn ensure_runtime_role(
         .await
         .context("grants: taking the advisory lock")?;
 
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_roles where rolname = $1)")
-        .bind(role)
-        .fetch_one(&mut *tx)
-        .await
-        .context("grants: looking up the runtime role")?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_roles where rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut *tx)
+            .await
+            .context("grants: looking up the runtime role")?;
     if !exists {
         // The password travels as a bind parameter into a transaction-local setting, so it is
         // in no statement text (neither the client's statement log nor the server's).
@@ -136,7 +140,8 @@ pub async fn ensure_runtime_role(
     let unlisted: Vec<&String> = tables
         .iter()
         .filter(|t| {
-            !TABLE_GRANTS.iter().any(|(name, _)| name == t) && !OWNER_ONLY_TABLES.contains(&t.as_str())
+            !TABLE_GRANTS.iter().any(|(name, _)| *name == t.as_str())
+                && !OWNER_ONLY_TABLES.contains(&t.as_str())
         })
         .collect();
     if !unlisted.is_empty() {
@@ -158,7 +163,7 @@ pub async fn ensure_runtime_role(
         format!("revoke all on all sequences in schema public from {r}"),
     ];
     for (table, privileges) in TABLE_GRANTS {
-        if tables.iter().any(|t| t == table) {
+        if tables.iter().any(|t| t.as_str() == *table) {
             statements.push(format!(
                 "grant {} on table {} to {r}",
                 privileges.join(", "),
