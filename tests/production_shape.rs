@@ -57,13 +57,12 @@ impl Cognito {
         let rendered: BTreeMap<String, String> = serde_json::from_str(&fixture).unwrap();
         let stand_ins = [
             ("{{ref:LoadBalancer}}", ARN.to_owned()),
-            ("{{import:IssuerUrl}}", self.issuer.issuer.clone()),
-            ("{{import:BrowserClientId}}", BROWSER_CLIENT.to_owned()),
-            ("{{import:MachineClientId}}", MACHINE_CLIENT.to_owned()),
-            (
-                "{{import:LogoutUrl}}",
-                format!("{}/logout", self.server.base),
-            ),
+            ("{{ref:IssuerUrl}}", self.issuer.issuer.clone()),
+            ("{{ref:BrowserClientId}}", BROWSER_CLIENT.to_owned()),
+            // The runbook passes the identity stack's machine client (docs/deploy.md).
+            ("{{ref:BearerClientIds}}", MACHINE_CLIENT.to_owned()),
+            ("{{ref:LogoutUrl}}", format!("{}/logout", self.server.base)),
+            ("{{ref:DbPoolSize}}", "4".to_owned()),
             ("{{ref:PublicHostName}}", PUBLIC_HOST.to_owned()),
             ("{{ref:LogLevel}}", "info".to_owned()),
             ("{{ref:AWS::Region}}", "eu-west-1".to_owned()),

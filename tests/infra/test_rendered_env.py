@@ -33,6 +33,11 @@ def render(value, conditions: dict[str, bool]):
         if fn == "Fn::ImportValue":
             name = render(arg, conditions)
             return "{{import:%s}}" % name.removeprefix("{{ref:EnvironmentName}}-")
+        if fn == "Fn::Join":
+            sep, items = arg
+            if isinstance(items, dict):  # a list parameter
+                return render(items, conditions)
+            return sep.join(render(i, conditions) for i in items)
         if fn == "Fn::Sub":
             assert isinstance(arg, str), arg
             return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: "{{ref:%s}}" % m.group(1), arg)
@@ -40,14 +45,14 @@ def render(value, conditions: dict[str, bool]):
 
 
 def rendered_env(templates, use_cognito: bool) -> dict[str, str]:
-    service = templates["service"]
-    task = next(
-        r for r in service["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"
-    )
+    resources = templates["service"]["Resources"]
+    service = next(r for r in resources.values() if r["Type"] == "AWS::ECS::Service")
+    task = resources[service["Properties"]["TaskDefinition"]["Ref"]]
     container = next(
         c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == "players-api"
     )
-    conditions = {"UseCognito": use_cognito}
+    # The production shape: Cognito, the service logging in as the runtime role.
+    conditions = {"UseCognito": use_cognito, "ServiceAsOwner": False}
     return {e["Name"]: render(e["Value"], conditions) for e in container["Environment"]}
 
 
@@ -63,9 +68,22 @@ def test_fixture_is_the_cognito_rendering_of_service_yaml(templates):
 
 def test_cognito_browser_and_machine_clients_are_distinct(templates):
     env = rendered_env(templates, use_cognito=True)
-    assert env["ALB_CLIENT_ID"] == "{{import:BrowserClientId}}"
-    assert "{{import:BrowserClientId}}" not in env["BEARER_CLIENT_IDS"]
-    assert env["ALB_ISSUER"] == env["BEARER_ISSUER"] == "{{import:IssuerUrl}}"
+    assert env["ALB_CLIENT_ID"] == "{{ref:BrowserClientId}}"
+    assert env["BEARER_CLIENT_IDS"] == "{{ref:BearerClientIds}}"
+    assert env["ALB_ISSUER"] == env["BEARER_ISSUER"] == "{{ref:IssuerUrl}}"
+    # The identity stack has a browser client and a separate machine client...
+    clients = {
+        name: r["Properties"]
+        for name, r in templates["identity"]["Resources"].items()
+        if r["Type"] == "AWS::Cognito::UserPoolClient"
+    }
+    assert len(clients) >= 2, clients
+    # ...and the runbook passes the browser client as BrowserClientId and only the machine
+    # client(s) as BearerClientIds.
+    runbook = (ROOT / "docs" / "deploy.md").read_text()
+    assert re.search(r"BrowserClientId=\$\(out \S+ BrowserClientId\)", runbook)
+    bearer = re.findall(r"BearerClientIds=\$\(out \S+ (\w+)\)", runbook)
+    assert bearer and set(bearer) == {"MachineClientId"}, bearer
     # Groups come from the access token by default: Cognito's userinfo has none.
     assert "ALB_GROUPS_SOURCE" not in env or env["ALB_GROUPS_SOURCE"] in ("both", "accesstoken")
 
