@@ -71,14 +71,23 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
      require-trusted-types-for 'script'; trusted-types 'none'";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index))
-        .route("/index.html", web::get().to(index))
-        .route("/assets/{version}/{file}", web::get().to(asset))
-        .service(
-            web::resource("/v1/countries")
-                .route(web::get().to(countries))
+    for path in ["/", "/index.html"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::get().to(index))
                 .default_service(web::to(super::method_not_allowed)),
         );
+    }
+    cfg.service(
+        web::resource("/assets/{version}/{file}")
+            .route(web::get().to(asset))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/countries")
+            .route(web::get().to(countries))
+            .default_service(web::to(super::method_not_allowed)),
+    );
 }
 
 /// A hash of every asset: part of each asset URL, so a new binary means new URLs.
@@ -200,15 +209,18 @@ mod tests {
         let app = test::init_service(App::new().configure(configure)).await;
         for (name, content_type, bytes) in ASSETS {
             let uri = format!("/assets/{}/{name}", asset_version());
-            let res = test::call_service(&app, test::TestRequest::get().uri(&uri).to_request())
-                .await;
+            let res =
+                test::call_service(&app, test::TestRequest::get().uri(&uri).to_request()).await;
             assert_eq!(res.status(), 200, "{uri}");
             assert_eq!(res.headers().get("content-type").unwrap(), content_type);
             assert_eq!(
                 res.headers().get("cache-control").unwrap(),
                 "public, max-age=31536000, immutable"
             );
-            assert_eq!(res.headers().get("x-content-type-options").unwrap(), "nosniff");
+            assert_eq!(
+                res.headers().get("x-content-type-options").unwrap(),
+                "nosniff"
+            );
             assert_eq!(&to_bytes(res.into_body()).await.unwrap()[..], *bytes);
         }
         for uri in [
@@ -216,8 +228,8 @@ mod tests {
             format!("/assets/{}/nope.js", asset_version()),
             format!("/assets/{}/..%2Fsrc%2Flib.rs", asset_version()),
         ] {
-            let res = test::call_service(&app, test::TestRequest::get().uri(&uri).to_request())
-                .await;
+            let res =
+                test::call_service(&app, test::TestRequest::get().uri(&uri).to_request()).await;
             assert_eq!(res.status(), 404, "{uri}");
         }
     }

@@ -16,6 +16,7 @@ real OIDC provider) build on these pieces:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -246,6 +247,11 @@ class Browser:
                           log_output=str(self.artifacts / f"{self.name}.chromedriver.log"))
         self.driver = webdriver.Chrome(options=opts, service=service)
         self.driver.set_page_load_timeout(30)
+        if self.width < 600:
+            # Chromium's windows have a minimum width; a phone's viewport is emulated instead.
+            self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                "width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": True,
+            })
 
     # --- navigation and waiting -------------------------------------------------------------
     def get(self, url: str):
@@ -311,9 +317,18 @@ class Browser:
         Select(self.find(css)).select_by_value(value)
 
     # --- artifacts --------------------------------------------------------------------------
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, full_page: bool = False) -> Path:
+        """`artifacts/<name>.png`: the viewport, or the whole page."""
         path = self.artifacts / f"{name}.png"
-        self.driver.save_screenshot(str(path))
+        if not full_page:
+            self.driver.save_screenshot(str(path))
+            return path
+        size = self.driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+        shot = self.driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        })
+        path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
     # --- logs ---------------------------------------------------------------------------------

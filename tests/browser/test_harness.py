@@ -20,7 +20,7 @@ def test_console_errors_and_csp_violations_are_reported(app_as):
     assert "deliberate error from the harness test" in text
     with pytest.raises(AssertionError, match="Content Security Policy"):
         b.assert_clean_console()
-    b.allowed += ["Content Security Policy", "deliberate error", "Trusted Type"]
+    b.allowed += ["Content Security Policy", "deliberate error", "TrustedHTML"]
 
 
 def test_the_page_and_its_assets_come_with_strict_headers(dev):

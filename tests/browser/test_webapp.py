@@ -235,7 +235,7 @@ def test_edit_with_if_match_and_a_conflict_from_a_second_session_is_never_overwr
     assert "create" in texts[2] and "service local-service" in texts[2]
     assert all(re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", t) for t in texts)
     assert all(r.find_element("css selector", ".request-id").text for r in rows)
-    admin.b.screenshot("player-history")
+    admin.b.screenshot("player-history", full_page=True)
     assert not editor.b.find_all("#history"), "an editor sees no history"
 
 
@@ -300,6 +300,7 @@ def test_keyboard_only_at_375_px_with_every_input_labelled(app_as, service):
     app = app_as("editor", width=375, height=812)
     b = app.b
     assert app.rows() == ["Bukayo Saka"]
+    assert b.js("return window.innerWidth") == 375
     overflow = b.js("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at 375 px"
     b.screenshot("list-375px")
