@@ -186,12 +186,12 @@ pub async fn countries(_principal: Principal) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::{App, body::to_bytes, test};
+    use actix_web::{App, body::to_bytes, test as at};
 
     #[actix_web::test]
     async fn the_page_names_the_current_asset_version_and_sends_a_strict_policy() {
-        let app = test::init_service(App::new().configure(configure)).await;
-        let res = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+        let app = at::init_service(App::new().configure(configure)).await;
+        let res = at::call_service(&app, at::TestRequest::get().uri("/").to_request()).await;
         assert_eq!(res.status(), 200);
         let h = res.headers();
         assert_eq!(h.get("content-security-policy").unwrap(), CSP);
@@ -206,11 +206,10 @@ mod tests {
 
     #[actix_web::test]
     async fn assets_are_immutable_under_their_version_and_absent_under_any_other() {
-        let app = test::init_service(App::new().configure(configure)).await;
+        let app = at::init_service(App::new().configure(configure)).await;
         for (name, content_type, bytes) in ASSETS {
             let uri = format!("/assets/{}/{name}", asset_version());
-            let res =
-                test::call_service(&app, test::TestRequest::get().uri(&uri).to_request()).await;
+            let res = at::call_service(&app, at::TestRequest::get().uri(&uri).to_request()).await;
             assert_eq!(res.status(), 200, "{uri}");
             assert_eq!(res.headers().get("content-type").unwrap(), content_type);
             assert_eq!(
@@ -228,8 +227,7 @@ mod tests {
             format!("/assets/{}/nope.js", asset_version()),
             format!("/assets/{}/..%2Fsrc%2Flib.rs", asset_version()),
         ] {
-            let res =
-                test::call_service(&app, test::TestRequest::get().uri(&uri).to_request()).await;
+            let res = at::call_service(&app, at::TestRequest::get().uri(&uri).to_request()).await;
             assert_eq!(res.status(), 404, "{uri}");
         }
     }
