@@ -245,6 +245,8 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let alb = local_alb::start(LocalAlbConfig {
         port: args.alb_port,
         upstream: format!("http://{}", listener.local_addr()?),
+        // After the login, the web app (the stand-in answers `/` with its own page).
+        landing_path: "/index.html".to_owned(),
         ..LocalAlbConfig::default()
     })
     .await
