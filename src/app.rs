@@ -228,6 +228,88 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The identity variables `dev` takes from its own environment, as `serve` would: the policy
+/// (which claim holds the groups, which groups and scopes give which permissions) and, with
+/// another provider, its machine clients. Everything else the local ALB determines.
+const DEV_IDENTITY_PASSTHROUGH: &[&str] = &[
+    "ALB_GROUPS_SOURCE",
+    "ALB_EXP_SKEW_SECS",
+    "AUTH_GROUPS_CLAIM",
+    "AUTH_GROUP_PERMISSIONS",
+    "AUTH_SCOPE_PREFIX",
+    "AUTH_SCOPE_PERMISSIONS",
+    "BEARER_CLIENT_IDS",
+    "BEARER_AUDIENCES",
+];
+
+/// The local ALB's settings from `dev`'s arguments: the built-in provider, or the one named by
+/// `--oidc-issuer` with its client secret from a file or `DEV_OIDC_CLIENT_SECRET`.
+fn local_alb_config(args: &DevArgs, upstream: String) -> anyhow::Result<LocalAlbConfig> {
+    let o = &args.oidc;
+    anyhow::ensure!(
+        o.oidc_auth_params.len() <= 10,
+        "--oidc-auth-param: at most 10 extra parameters (the ALB's limit)"
+    );
+    let idp = match &o.oidc_issuer {
+        None => None,
+        Some(issuer) => {
+            let client_id = o
+                .oidc_client_id
+                .clone()
+                .context("--oidc-issuer needs --oidc-client-id (DEV_OIDC_CLIENT_ID)")?;
+            let secret = match &o.oidc_client_secret_file {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the client secret file {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+                None => std::env::var("DEV_OIDC_CLIENT_SECRET").context(
+                    "the client secret: set DEV_OIDC_CLIENT_SECRET or --oidc-client-secret-file",
+                )?,
+            };
+            anyhow::ensure!(!secret.is_empty(), "the client secret is empty");
+            Some(local_alb::ExternalIdp {
+                issuer: issuer.clone(),
+                client_id,
+                client_secret: secret.into(),
+                logout_url: o.oidc_logout_url.clone(),
+            })
+        }
+    };
+    Ok(LocalAlbConfig {
+        port: args.alb_port,
+        upstream,
+        idp,
+        scope: o.oidc_scope.clone(),
+        extra_params: o.oidc_auth_params.clone(),
+        on_unauthenticated: o.on_unauthenticated,
+        cookie_name: o.session_cookie_name.clone(),
+        session_ttl: Duration::from_secs(o.session_timeout_secs),
+        // After the login, the web app (the stand-in answers `/` with its own page).
+        landing_path: "/index.html".to_owned(),
+        ..LocalAlbConfig::default()
+    })
+}
+
+/// The API's identity variables for `dev`: the local ALB's, then the policy variables of this
+/// process's environment. Bearer authentication needs a client or audience list; with another
+/// provider and neither given, it stays off.
+fn dev_identity_env(alb: &local_alb::LocalAlb) -> Vec<(&'static str, String)> {
+    let mut env = alb.api_env();
+    for name in DEV_IDENTITY_PASSTHROUGH {
+        if let Ok(value) = std::env::var(name) {
+            env.retain(|(k, _)| k != name);
+            env.push((name, value));
+        }
+    }
+    if !env
+        .iter()
+        .any(|(k, _)| *k == "BEARER_CLIENT_IDS" || *k == "BEARER_AUDIENCES")
+    {
+        env.retain(|(k, _)| !k.starts_with("BEARER_"));
+    }
+    env
+}
+
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let log = LogSettings {
         log_level: std::env::var("LOG_LEVEL").unwrap_or_else(|_| "info".into()),
@@ -237,22 +319,39 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     if !args.listen_addr.ip().is_loopback() {
         anyhow::bail!("dev serves a local identity and only binds loopback addresses");
     }
+    if args.print_identity_env {
+        let alb = local_alb::start(local_alb_config(&args, "http://127.0.0.1:9".into())?)
+            .await
+            .context("starting the local ALB")?;
+        let env: serde_json::Map<String, serde_json::Value> = dev_identity_env(&alb)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "env": env,
+                "scope": alb.scope(),
+                "service_client_ids": alb.client_ids(),
+                "callback_url": alb.callback_url(),
+            })
+        );
+        alb.stop().await;
+        return Ok(());
+    }
     let store = open_store(&DatabaseSettings::for_url(&args.database_url)).await?;
     let listener = TcpListener::bind(args.listen_addr)
         .with_context(|| format!("binding {}", args.listen_addr))?;
     // The local ALB stand-in; the API trusts it through its normal identity settings (the
     // same variables `serve` reads), with full verification: there is no bypass.
-    let alb = local_alb::start(LocalAlbConfig {
-        port: args.alb_port,
-        upstream: format!("http://{}", listener.local_addr()?),
-        // After the login, the web app (the stand-in answers `/` with its own page).
-        landing_path: "/index.html".to_owned(),
-        ..LocalAlbConfig::default()
-    })
+    let alb = local_alb::start(local_alb_config(
+        &args,
+        format!("http://{}", listener.local_addr()?),
+    )?)
     .await
     .context("starting the local ALB")?;
-    let auth =
-        AuthSettings::from_pairs(&alb.api_env()).context("identity settings for the local ALB")?;
+    let auth = AuthSettings::from_pairs(&dev_identity_env(&alb))
+        .context("identity settings for the local ALB")?;
     let authenticator: Arc<dyn Authenticator + Send + Sync> = Arc::new(
         IdentityAuthenticator::from_settings(&auth)
             .context("identity settings for the local ALB")?,

@@ -1,6 +1,9 @@
 //! End to end with the real binary: `players-api dev` (API + local ALB), a browser user logging
-//! in through the local ALB's page over HTTP, CRUD, `created_by`, logout; then a service token
-//! from the local issuer doing the same through the bearer path.
+//! in over HTTP through the whole `authenticate-oidc` flow at the built-in provider, CRUD,
+//! `created_by`, logout; then a service token from the local issuer doing the same through the
+//! bearer path.
+
+mod oidc_flow;
 
 use std::{
     io::{BufRead, BufReader},
@@ -82,38 +85,17 @@ const PLAYER: &str = r#"{"name":"Ada Hegerberg","date_of_birth":"1995-07-10","co
 async fn browser_user_and_service_through_the_local_alb() {
     let dev = start_dev();
     let base = dev.alb.clone();
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    wait_ready(&browser, &format!("{base}/health")).await;
+    let b = oidc_flow::Browser::new();
+    let browser = &b.http;
+    wait_ready(browser, &format!("{base}/health")).await;
 
-    // Not logged in: the API refuses (the stand-in sends no identity headers).
+    // Not logged in: the stand-in sends the browser to the provider, never to the API.
     let resp = browser.get(format!("{base}/v1/me")).send().await.unwrap();
-    assert!(
-        matches!(resp.status().as_u16(), 302 | 303 | 401),
-        "{}",
-        resp.status()
-    );
+    assert_eq!(resp.status(), 302);
 
-    // Log in through the login page as the default admin.
-    let resp = browser
-        .post(format!("{base}/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("user=admin")
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_redirection(), "{}", resp.status());
-    let me: serde_json::Value = browser
-        .get(format!("{base}/v1/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Log in at the built-in provider as the default admin; the flow lands on /v1/me.
+    let hops = oidc_flow::login_built_in(&b, &format!("{base}/v1/me"), "user=admin").await;
+    let me = hops.last().unwrap().json();
     assert_eq!(me["kind"], "user");
     assert!(
         me["permissions"]
@@ -123,6 +105,7 @@ async fn browser_user_and_service_through_the_local_alb() {
             .any(|p| p == "players:write"),
         "{me}"
     );
+    assert_eq!(me["groups"], serde_json::json!(["players-admin"]), "{me}");
     let sub = me["subject"].as_str().unwrap().to_owned();
 
     // CRUD as the user (same-origin, like a browser page served by the ALB).

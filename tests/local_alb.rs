@@ -1,15 +1,21 @@
 //! The local ALB stand-in end to end: a real `LocalAlb` on port 0 in front of a tiny echo
-//! server that reports back the request it received.
+//! server that reports back the request it received; browser logins run the whole
+//! `authenticate-oidc` flow against the built-in provider.
+
+mod oidc_flow;
 
 use std::collections::BTreeMap;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
 use base64::{Engine, engine::general_purpose::URL_SAFE};
+use oidc_flow::{Browser, login_built_in};
 use p256::{
     ecdsa::{Signature, VerifyingKey, signature::Verifier},
     pkcs8::DecodePublicKey,
 };
-use players_api::local_alb::{self, LocalAlb, LocalAlbConfig, TokenArgs};
+use players_api::local_alb::{
+    self, DevUser, LocalAlb, LocalAlbConfig, OnUnauthenticated, TokenArgs,
+};
 use reqwest::{StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -56,6 +62,10 @@ struct Stand {
 
 impl Stand {
     async fn start() -> Stand {
+        Stand::start_with(LocalAlbConfig::default()).await
+    }
+
+    async fn start_with(cfg: LocalAlbConfig) -> Stand {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let echo_port = listener.local_addr().unwrap().port();
         // The IdP logout URL is only known once the local ALB is up; the echo server reads it late.
@@ -83,7 +93,7 @@ impl Stand {
         let alb = local_alb::start(LocalAlbConfig {
             port: 0,
             upstream: format!("http://127.0.0.1:{echo_port}"),
-            ..Default::default()
+            ..cfg
         })
         .await
         .unwrap();
@@ -100,22 +110,14 @@ impl Stand {
         format!("{}{path}", self.alb.base_url())
     }
 
-    /// Logs in through the form; returns the `Cookie` header value to send afterwards.
+    /// Logs in at the built-in provider with the login form's user part (`user=admin&…`);
+    /// returns the `Cookie` header value to send afterwards.
     async fn login(&self, form: &str) -> String {
-        let resp = self
-            .http
-            .post(self.url("/login"))
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form.to_owned())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-        let set_cookie = resp.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        set_cookie.split(';').next().unwrap().to_owned()
+        let browser = Browser::new();
+        let hops = login_built_in(&browser, &self.url("/login?next=%2Fhealth"), form).await;
+        let last = hops.last().unwrap();
+        assert_eq!(last.url.path(), "/health", "landed on the page asked for");
+        browser.cookie_header(&self.url("/"))
     }
 
     /// Sends `req` through the proxy and returns what the echo server saw.
@@ -383,106 +385,308 @@ async fn proxy_replaces_spoofed_oidc_headers_for_a_session() {
 }
 
 #[tokio::test]
-async fn unauthenticated_browser_requests_are_sent_to_the_login_page() {
+async fn unauthenticated_browser_requests_are_sent_to_the_idp_with_state_and_nonce() {
     let stand = Stand::start().await;
-    let resp = spoofed(stand.http.get(stand.url("/v1/players?page=2")))
+    let browser = Browser::new();
+    let resp = spoofed(browser.http.get(stand.url("/v1/players?page=2")))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FOUND);
-    assert_eq!(
-        resp.headers()[header::LOCATION],
-        "/login?next=%2Fv1%2Fplayers%3Fpage%3D2"
-    );
     assert!(resp.headers().get("x-echo").is_none());
+    let location = url::Url::parse(resp.headers()[header::LOCATION].to_str().unwrap()).unwrap();
+    assert_eq!(
+        location.as_str().split('?').next().unwrap(),
+        stand.alb.provider().authorization_endpoint
+    );
+    let q: BTreeMap<String, String> = location.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], "local-browser");
+    assert_eq!(q["redirect_uri"], stand.url("/oauth2/idpresponse"));
+    assert_eq!(q["scope"], "openid email");
+    assert!(q["state"].len() >= 32 && q["nonce"].len() >= 32);
+    let nonce_cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        nonce_cookie.starts_with("AWSALBAuthNonce="),
+        "{nonce_cookie}"
+    );
+    assert!(nonce_cookie.contains("HttpOnly") && nonce_cookie.contains("SameSite=Lax"));
 
-    // An unknown session id counts as no session.
-    let resp = stand
-        .http
-        .get(stand.url("/docs"))
-        .header(header::COOKIE, "AWSELBAuthSessionCookie-0=00ff")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FOUND);
+    // An unknown or forged session counts as no session.
+    for forged in [
+        "AWSELBAuthSessionCookie-0=00ff",
+        "AWSELBAuthSessionCookie-0=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let resp = stand
+            .http
+            .get(stand.url("/docs"))
+            .header(header::COOKIE, forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FOUND);
+    }
 
-    let page = stand
-        .http
-        .get(stand.url("/login?next=%2Fv1%2Fplayers%3Fpage%3D2"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
+    // The provider's login page offers the users and groups, and no script.
+    let page = browser.get(location.as_str()).await;
+    assert_eq!(page.status, StatusCode::OK);
     for user in ["admin", "editor", "viewer"] {
         assert!(
-            html.contains(&format!("value=\"{user}\"")),
+            page.body.contains(&format!("value=\"{user}\"")),
             "{user} offered"
         );
     }
     for group in ["players-admin", "players-editor", "players-viewer"] {
         assert!(
-            html.contains(&format!("value=\"{group}\"")),
+            page.body.contains(&format!("value=\"{group}\"")),
             "{group} offered"
         );
     }
-    assert!(html.contains("value=\"/v1/players?page=2\""));
-    assert!(!html.contains("<script"));
+    assert!(!page.body.contains("<script"));
+    stand.stop().await;
+}
+
+#[tokio::test]
+async fn on_unauthenticated_deny_answers_401_and_allow_forwards_without_identity() {
+    let stand = Stand::start_with(LocalAlbConfig {
+        on_unauthenticated: OnUnauthenticated::Deny,
+        ..Default::default()
+    })
+    .await;
+    let resp = stand.http.get(stand.url("/v1/me")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().get("x-echo").is_none());
+    // Public paths and a session still work.
+    let _ = stand.echoed(stand.http.get(stand.url("/health"))).await;
+    let cookie = stand.login("user=viewer").await;
+    let echoed = stand
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/v1/me"))
+                .header(header::COOKIE, &cookie),
+        )
+        .await;
+    assert_eq!(oidc_headers(&echoed).len(), 3);
+    stand.stop().await;
+
+    let stand = Stand::start_with(LocalAlbConfig {
+        on_unauthenticated: OnUnauthenticated::Allow,
+        ..Default::default()
+    })
+    .await;
+    let echoed = stand
+        .echoed(spoofed(stand.http.get(stand.url("/v1/me"))))
+        .await;
+    assert!(oidc_headers(&echoed).is_empty(), "{echoed}");
     stand.stop().await;
 }
 
 #[tokio::test]
 async fn login_sets_the_alb_session_cookie_and_returns_to_the_page_asked_for() {
     let stand = Stand::start().await;
-    let resp = stand
-        .http
-        .post(stand.url("/login"))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("user=admin&next=%2Fv1%2Fplayers%3Fpage%3D2")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    assert_eq!(resp.headers()[header::LOCATION], "/v1/players?page=2");
-    let set_cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap();
-    assert!(set_cookie.starts_with("AWSELBAuthSessionCookie-0="));
-    assert!(set_cookie.contains("HttpOnly"));
-    assert!(set_cookie.contains("SameSite=Lax"));
-    assert!(set_cookie.contains("Path=/"));
+    let browser = Browser::new();
+    let hops = login_built_in(&browser, &stand.url("/v1/players?page=2"), "user=admin").await;
+    let urls: Vec<&str> = hops.iter().map(|p| p.url.path()).collect();
+    assert_eq!(
+        urls,
+        [
+            "/v1/players",
+            "/issuer/oauth2/authorize",
+            "/issuer/login",
+            "/oauth2/idpresponse",
+            "/v1/players"
+        ]
+    );
+    let callback = &hops[3];
+    assert_eq!(
+        callback.location.as_ref().unwrap().as_str(),
+        stand.url("/v1/players?page=2")
+    );
+    let shard = callback.set_cookie("AWSELBAuthSessionCookie-0").unwrap();
+    assert!(
+        shard.contains("HttpOnly") && shard.contains("SameSite=Lax") && shard.contains("Path=/"),
+        "{shard}"
+    );
+    // The nonce cookie is spent, the unused shards are cleared.
+    assert!(
+        callback
+            .set_cookie("AWSALBAuthNonce")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    for i in 1..4 {
+        let c = callback
+            .set_cookie(&format!("AWSELBAuthSessionCookie-{i}"))
+            .unwrap();
+        assert!(c.contains("Max-Age=0"), "{c}");
+    }
+    assert_eq!(hops.last().unwrap().status, StatusCode::OK);
 
     // Without `next`, the docs; a `next` pointing elsewhere is ignored.
-    let resp = stand
-        .http
-        .post(stand.url("/login"))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("user=viewer&next=%2F%2Fevil.example%2F")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.headers()[header::LOCATION], "/docs");
+    let hops = login_built_in(
+        &Browser::new(),
+        &stand.url("/login?next=%2F%2Fevil.example%2F"),
+        "user=viewer",
+    )
+    .await;
+    assert_eq!(hops.last().unwrap().url.as_str(), stand.url("/docs"));
 
-    let resp = stand
-        .http
-        .post(stand.url("/login"))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("user=root")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert!(resp.headers().get(header::SET_COOKIE).is_none());
+    // An unknown user gets no code.
+    let browser = Browser::new();
+    let mut hops = browser.visit(&stand.url("/login")).await;
+    let page = hops.pop().unwrap();
+    let after = browser.submit(&page, &[("user", "root")]).await;
+    assert_eq!(after[0].status, StatusCode::BAD_REQUEST);
+    assert!(after[0].location.is_none());
 
     // A cross-site form post cannot log the browser in as someone.
+    let form = oidc_flow::Form::parse(&page.body).unwrap();
+    let mut values = form.inputs.clone();
+    values.push(("user".into(), "admin".into()));
+    let resp = browser
+        .post_form(&stand.url("/issuer/login"), &values, "http://evil.example")
+        .await;
+    assert_eq!(resp.status, StatusCode::FORBIDDEN);
+
+    // A login request for another client or callback is refused at the provider.
+    let authorize = &stand.alb.provider().authorization_endpoint;
+    for query in [
+        "response_type=code&client_id=someone-else&redirect_uri=http%3A%2F%2F127.0.0.1%3A1%2Foauth2%2Fidpresponse&scope=openid",
+        "response_type=code&client_id=local-browser&redirect_uri=https%3A%2F%2Fevil.example%2Foauth2%2Fidpresponse&scope=openid",
+    ] {
+        let page = browser.get(&format!("{authorize}?{query}")).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(page.location.is_none());
+    }
+    stand.stop().await;
+}
+
+#[tokio::test]
+async fn a_state_that_is_not_this_browsers_is_refused() {
+    let stand = Stand::start().await;
+    let browser = Browser::new();
+    let mut hops = browser.visit(&stand.url("/v1/me")).await;
+    let page = hops.pop().unwrap();
+    let form = oidc_flow::Form::parse(&page.body).unwrap();
+    let mut values = form.inputs.clone();
+    values.push(("user".into(), "admin".into()));
+    let to_callback = browser
+        .post_form(&stand.url("/issuer/login"), &values, &stand.url(""))
+        .await;
+    let callback = to_callback.location.clone().unwrap();
+    assert_eq!(callback.path(), "/oauth2/idpresponse");
+
+    // The state changed on the way: 401, no session.
+    let mut tampered = callback.clone();
+    let pairs: Vec<(String, String)> = callback.query_pairs().into_owned().collect();
+    tampered.query_pairs_mut().clear();
+    for (k, v) in &pairs {
+        tampered
+            .query_pairs_mut()
+            .append_pair(k, if k == "state" { "0123456789abcdef" } else { v });
+    }
+    let page = browser.get(tampered.as_str()).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.set_cookie("AWSELBAuthSessionCookie-0").is_none());
+    assert!(page.body.contains("state"), "{}", page.body);
+
+    // Another browser (no nonce cookie) cannot use this browser's callback.
+    let other = Browser::new();
+    let page = other.get(callback.as_str()).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.set_cookie("AWSELBAuthSessionCookie-0").is_none());
+    stand.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_is_exchanged_once() {
+    let stand = Stand::start().await;
+    let browser = Browser::new();
+    let mut hops = browser.visit(&stand.url("/v1/me")).await;
+    let page = hops.pop().unwrap();
+    let after = browser.submit(&page, &[("user", "admin")]).await;
+    let callback = after
+        .iter()
+        .find(|p| p.url.path() == "/oauth2/idpresponse")
+        .unwrap();
+    assert!(callback.is_redirect());
+    let code: String = callback
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    // The same code again at the token endpoint (even with the right client): invalid_grant.
     let resp = stand
         .http
-        .post(stand.url("/login"))
+        .post(stand.alb.token_url())
+        .basic_auth("local-browser", Some("whatever"))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::ORIGIN, "http://evil.example")
-        .body("user=admin")
+        .body(oidc_flow::form_body(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+        ]))
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        resp.status(),
+        StatusCode::UNAUTHORIZED,
+        "the browser client's secret is not public"
+    );
+    // The callback replayed: the nonce cookie is spent.
+    let page = browser.get(callback.url.as_str()).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    stand.stop().await;
+}
+
+#[tokio::test]
+async fn userinfo_claims_plus_access_token_over_11k_are_the_albs_500() {
+    let stand = Stand::start_with(LocalAlbConfig {
+        users: vec![
+            DevUser::new(
+                "big",
+                "b0000000-0000-4000-8000-000000000009",
+                &"x".repeat(11 * 1024),
+                &["players-viewer"],
+            ),
+            DevUser::new(
+                "wide",
+                "b0000000-0000-4000-8000-00000000000a",
+                &"y".repeat(6000),
+                &["players-viewer"],
+            ),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let hops = login_built_in(&Browser::new(), &stand.url("/v1/me"), "user=big").await;
+    let last = hops.last().unwrap();
+    assert_eq!(last.url.path(), "/oauth2/idpresponse");
+    assert_eq!(last.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(last.body.contains("11 KB"), "{}", last.body);
+
+    // A big session under the limit is sharded (each shard at most 4000 bytes) and works.
+    let browser = Browser::new();
+    let hops = login_built_in(&browser, &stand.url("/login?next=%2Fhealth"), "user=wide").await;
+    let callback = hops
+        .iter()
+        .find(|p| p.url.path() == "/oauth2/idpresponse")
+        .unwrap();
+    let shards: Vec<&String> = callback
+        .set_cookies
+        .iter()
+        .filter(|c| c.starts_with("AWSELBAuthSessionCookie-") && !c.contains("Max-Age=0"))
+        .collect();
+    assert!(shards.len() >= 3, "{}", shards.len());
+    assert!(shards.iter().all(|c| c.len() <= 4096));
+    let echoed = stand.echoed(browser.http.get(stand.url("/v1/me"))).await;
+    let data = header(&echoed, "x-amzn-oidc-data").unwrap();
+    let p: Value =
+        serde_json::from_slice(&URL_SAFE.decode(data.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(p["name"].as_str().unwrap().len(), 6000);
     stand.stop().await;
 }
 
@@ -576,34 +780,27 @@ async fn a_well_formed_trace_header_is_kept_and_bodies_over_the_cap_refused() {
 
 #[tokio::test]
 async fn an_expired_session_logs_in_again() {
-    let stand = Stand::start().await;
-    let alb = local_alb::start(LocalAlbConfig {
-        port: 0,
-        upstream: "http://127.0.0.1:9".into(),
+    let stand = Stand::start_with(LocalAlbConfig {
         session_ttl: std::time::Duration::ZERO,
         ..Default::default()
     })
-    .await
-    .unwrap();
-    let resp = stand
-        .http
-        .post(format!("{}/login", alb.base_url()))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("user=admin")
-        .send()
-        .await
-        .unwrap();
-    let cookie = resp.headers()[header::SET_COOKIE].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let resp = stand
-        .http
-        .get(format!("{}/v1/me", alb.base_url()))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::FOUND);
-    alb.stop().await;
+    .await;
+    let browser = Browser::new();
+    let hops = login_built_in(&browser, &stand.url("/v1/me"), "user=admin").await;
+    // The session expired as it was made: the page asked for sends the browser to the IdP again.
+    let last = hops.last().unwrap();
+    assert_eq!(
+        last.url.path(),
+        "/issuer/oauth2/authorize",
+        "{:?}",
+        hops.iter().map(|p| p.url.as_str()).collect::<Vec<_>>()
+    );
+    assert!(
+        hops.iter()
+            .filter(|p| p.url.path() == "/oauth2/idpresponse")
+            .count()
+            == 1
+    );
     stand.stop().await;
 }
 
@@ -634,47 +831,101 @@ async fn bearer_requests_pass_through_without_oidc_headers() {
 }
 
 #[tokio::test]
-async fn logout_page_needs_no_login_and_ends_the_session() {
+async fn idp_logout_returns_to_a_public_signed_out_page() {
     let stand = Stand::start().await;
-    let resp = stand.http.get(stand.alb.logout_url()).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let expired: Vec<String> = resp
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(expired.len(), 4);
-    for (i, c) in expired.iter().enumerate() {
-        assert!(
-            c.starts_with(&format!("AWSELBAuthSessionCookie-{i}=;")),
-            "{c}"
-        );
-        assert!(c.contains("Max-Age=0"), "{c}");
-    }
-    assert!(resp.text().await.unwrap().contains("Logged out"));
+    let logout = url::Url::parse(&stand.alb.logout_url()).unwrap();
+    assert_eq!(logout.path(), "/issuer/logout");
+    let q: BTreeMap<String, String> = logout.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], "local-browser");
+    assert_eq!(q["logout_uri"], stand.alb.logged_out_url());
 
-    let cookie = stand.login("user=admin").await;
-    let resp = stand
-        .http
-        .get(stand.alb.logout_url())
-        .header(header::COOKIE, &cookie)
-        .send()
+    let browser = Browser::new();
+    let hops = browser.visit(&stand.alb.logout_url()).await;
+    let last = hops.last().unwrap();
+    assert_eq!(last.url.as_str(), stand.alb.logged_out_url());
+    assert_eq!(last.status, StatusCode::OK, "no login needed");
+    assert!(last.body.contains("Signed out"));
+
+    // The provider only returns to registered logout URLs.
+    let page = browser
+        .get(&format!(
+            "{}/issuer/logout?client_id=local-browser&logout_uri=https%3A%2F%2Fevil.example%2F",
+            stand.alb.base_url()
+        ))
+        .await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.location.is_none());
+    stand.stop().await;
+}
+
+#[tokio::test]
+async fn the_built_in_provider_is_cognito_shaped() {
+    let stand = Stand::start().await;
+    let browser = Browser::new();
+    let discovery: Value = browser
+        .get(&format!(
+            "{}/.well-known/openid-configuration",
+            stand.alb.issuer_url()
+        ))
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let resp = stand
-        .http
-        .get(stand.url("/v1/me"))
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+        .json();
+    assert_eq!(discovery["issuer"], stand.alb.issuer_url());
     assert_eq!(
-        resp.status(),
-        StatusCode::FOUND,
-        "the old cookie no longer logs in"
+        discovery["jwks_uri"],
+        format!("{}/.well-known/jwks.json", stand.alb.issuer_url())
     );
+    assert_eq!(
+        discovery["userinfo_endpoint"],
+        format!("{}/oauth2/userInfo", stand.alb.issuer_url())
+    );
+
+    // Userinfo answers for the session's access token, without groups.
+    let cookie = stand.login("user=editor").await;
+    let echoed = stand
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/v1/me"))
+                .header(header::COOKIE, &cookie),
+        )
+        .await;
+    let access = header(&echoed, "x-amzn-oidc-accesstoken").unwrap();
+    let userinfo: Value = stand
+        .http
+        .get(&stand.alb.provider().userinfo_endpoint)
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(userinfo["username"], "editor");
+    assert_eq!(userinfo["email_verified"], "true");
+    assert!(userinfo.get("cognito:groups").is_none() && userinfo.get("groups").is_none());
+    // x-amzn-oidc-data carries exactly the userinfo claims, plus exp and iss.
+    let data = header(&echoed, "x-amzn-oidc-data").unwrap();
+    let mut p: Value =
+        serde_json::from_slice(&URL_SAFE.decode(data.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let p = p.as_object_mut().unwrap();
+    assert!(p.remove("exp").is_some() && p.remove("iss").is_some());
+    assert_eq!(Value::Object(p.clone()), userinfo);
+    // A service token is no user token at userinfo.
+    let resp = token_request(
+        &stand,
+        Some(("local-service", "local-secret")),
+        "grant_type=client_credentials",
+    )
+    .await;
+    let token: Value = resp.json().await.unwrap();
+    let resp = stand
+        .http
+        .get(&stand.alb.provider().userinfo_endpoint)
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     stand.stop().await;
 }
 
@@ -845,7 +1096,7 @@ fn token_command_defaults_target_the_dev_stand_in() {
 }
 
 #[tokio::test]
-async fn api_env_names_the_contract_variables() {
+async fn api_env_names_the_contract_variables_in_the_templates_client_layout() {
     let stand = Stand::start().await;
     let env: BTreeMap<_, _> = stand.alb.api_env().into_iter().collect();
     assert_eq!(env["ALB_SIGNER_ARNS"], local_alb::DEV_SIGNER_ARN);
@@ -853,9 +1104,14 @@ async fn api_env_names_the_contract_variables() {
         env["ALB_KEY_ENDPOINT"],
         format!("{}/alb-keys", stand.alb.base_url())
     );
+    // One issuer; the browser client in ALB_CLIENT_ID only, machine clients in BEARER_CLIENT_IDS.
+    assert_eq!(env["ALB_ISSUER"], stand.alb.issuer_url());
     assert_eq!(env["BEARER_ISSUER"], stand.alb.issuer_url());
-    assert_eq!(env["BEARER_CLIENT_IDS"], "local-browser,local-service");
+    assert_eq!(env["ALB_CLIENT_ID"], "local-browser");
+    assert_eq!(env["BEARER_CLIENT_IDS"], "local-service");
+    assert_eq!(env["BEARER_JWKS_URL"], stand.alb.jwks_url());
     assert_eq!(env["AUTH_LOGOUT_URL"], stand.alb.logout_url());
-    assert_eq!(env["ALB_GROUPS_SOURCE"], "accesstoken");
+    // Groups source left at its default, as service.yaml leaves it.
+    assert!(!env.contains_key("ALB_GROUPS_SOURCE"));
     stand.stop().await;
 }

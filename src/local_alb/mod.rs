@@ -3,12 +3,15 @@
 //! It runs on its own port in front of the API and plays every part the API trusts in
 //! production, so the API runs with its NORMAL verification configured to trust it (there is no
 //! bypass anywhere):
-//! - a login page where a developer picks a dev user and groups, and a session cookie named like
-//!   the ALB's (`AWSELBAuthSessionCookie-0`) — [`login`];
+//! - the listener's `authenticate-oidc` action, against any OpenID Connect provider: the redirect
+//!   with `state` and `nonce` bound to the browser, the callback at `/oauth2/idpresponse`, the code
+//!   exchange with the client secret, the userinfo call, the session in `AWSELBAuthSessionCookie-N`
+//!   shards — [`oidc`], [`session`];
 //! - a reverse proxy that strips client-sent `x-amzn-oidc-*` headers and adds ALB-format ones for
-//!   logged-in sessions — [`proxy`], with tokens minted by [`signing`];
+//!   logged-in sessions — [`proxy`], with `x-amzn-oidc-data` signed by [`signing`];
 //! - the ALB public-key endpoint (`GET {key_endpoint}/{kid}`, PEM SPKI) — [`signing`];
-//! - a Cognito-like issuer with a JWKS and a `client_credentials` token endpoint — [`issuer`];
+//! - unless pointed at another provider, a built-in Cognito-shaped OpenID Connect provider with a
+//!   login page for dev users and a `client_credentials` token endpoint — [`issuer`];
 //! - the `players-api token` command that fetches a bearer token from it — [`token_cmd`].
 //!
 //! Keys are generated at start and live only in memory; nothing here logs a token, cookie or
@@ -19,28 +22,34 @@
 //! | path | what |
 //! | --- | --- |
 //! | `GET /` | who is logged in, links |
-//! | `GET/POST /login` | the login page (dev users, optional group override) |
-//! | `GET /local-logout` | the IdP logout page the API's `/logout` redirects to (public) |
+//! | `GET /login?next=…` | starts the login towards `next` |
+//! | `GET /oauth2/idpresponse` | the callback of the authorisation-code flow |
+//! | `GET /logged-out` | where the IdP's logout returns to (public) |
 //! | `GET /alb-keys/{kid}` | the ALB public key, PEM SPKI |
-//! | `GET /issuer/.well-known/jwks.json` | the local issuer's JWKS |
-//! | `POST /issuer/oauth2/token` | `client_credentials` grant |
+//! | `/issuer/…` | the built-in provider (see [`issuer`]), when no other is configured |
 //!
-//! How the API trusts it — [`LocalAlb::api_env`] gives these, through the normal settings:
+//! How the API trusts it — [`LocalAlb::api_env`] gives these, through the normal settings, in
+//! the client layout of `cloudformation/service.yaml`: one issuer, the browser client in
+//! `ALB_CLIENT_ID` and only machine clients in `BEARER_CLIENT_IDS`, groups from the access token
+//! (`ALB_GROUPS_SOURCE` left at its default):
 //!
 //! | variable | value |
 //! | --- | --- |
 //! | `ALB_SIGNER_ARNS` | [`DEV_SIGNER_ARN`] |
 //! | `ALB_KEY_ENDPOINT` | `{base}/alb-keys` |
-//! | `ALB_ISSUER` / `BEARER_ISSUER` | `{base}/issuer` |
-//! | `ALB_CLIENT_ID` | `local-browser` |
-//! | `ALB_GROUPS_SOURCE` | `accesstoken` (groups travel in the access token, as with Cognito) |
-//! | `BEARER_CLIENT_IDS` | `local-browser,local-service` |
-//! | `AUTH_LOGOUT_URL` | `{base}/local-logout` |
+//! | `ALB_ISSUER` / `BEARER_ISSUER` | the IdP's issuer (built-in: `{base}/issuer`) |
+//! | `BEARER_JWKS_URL` | the IdP's `jwks_uri` |
+//! | `ALB_CLIENT_ID` | the browser client (built-in: `local-browser`) |
+//! | `BEARER_CLIENT_IDS` | the built-in provider's service clients (`local-service`) |
+//! | `AUTH_LOGOUT_URL` | the IdP's logout, returning to `{base}/logged-out` |
 //! | `AUTH_PUBLIC_ORIGINS` | `http://127.0.0.1:{port},http://localhost:{port}` |
+//! | `AUTH_SESSION_COOKIE_NAME` | the session cookie name |
 
 pub mod issuer;
 pub mod login;
+pub mod oidc;
 pub mod proxy;
+pub mod session;
 pub mod signing;
 pub mod token_cmd;
 
@@ -49,6 +58,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
 use secrecy::SecretString;
 
+pub use oidc::{OnUnauthenticated, ProviderMetadata};
 pub use signing::{AlbSigner, UserClaims};
 pub use token_cmd::TokenArgs;
 
@@ -56,16 +66,23 @@ pub use token_cmd::TokenArgs;
 pub const DEFAULT_PORT: u16 = 8081;
 /// The dev signer ARN, in the shape of a real ALB ARN (`local-1` is no AWS region).
 pub const DEV_SIGNER_ARN: &str = "arn:aws:elasticloadbalancing:local-1:000000000000:loadbalancer/app/players-local/0123456789abcdef";
-/// The IdP app client the "ALB" logs browser users in with (the header's `client`).
+/// The built-in provider's app client the "ALB" logs browser users in with (the header's
+/// `client`).
 pub const DEFAULT_BROWSER_CLIENT_ID: &str = "local-browser";
 pub const DEFAULT_SERVICE_CLIENT_ID: &str = "local-service";
 pub const DEFAULT_SERVICE_CLIENT_SECRET: &str = "local-secret";
-/// Where the local issuer lives under the base URL (`{base}/issuer`).
+/// The scope the built-in provider is asked for: the one `service.yaml` gives the Cognito action.
+pub const BUILT_IN_SCOPE: &str = "openid email";
+/// The ALB action's default scope.
+pub const DEFAULT_SCOPE: &str = "openid";
+/// Where the built-in provider lives under the base URL (`{base}/issuer`).
 pub const ISSUER_PATH: &str = "/issuer";
 /// Where the ALB public keys are served (`{base}/alb-keys/{kid}`).
 pub const KEY_ENDPOINT_PATH: &str = "/alb-keys";
-/// The IdP logout page the API's `/logout` redirects to. It must not require login.
-pub const LOGOUT_PATH: &str = "/local-logout";
+/// The callback the IdP sends the browser to (register `http://localhost:8081/oauth2/idpresponse`).
+pub const CALLBACK_PATH: &str = "/oauth2/idpresponse";
+/// Where the IdP's logout returns to. It must not require login.
+pub const LOGGED_OUT_PATH: &str = "/logged-out";
 pub const LOGIN_PATH: &str = "/login";
 
 /// A user one can log in as on the local login page.
@@ -142,12 +159,34 @@ pub fn default_clients() -> Vec<DevClient> {
     }]
 }
 
+/// An OpenID Connect provider to log browser users in with, instead of the built-in one: the
+/// knobs of the ALB's `authenticate-oidc` action.
+#[derive(Clone, Debug)]
+pub struct ExternalIdp {
+    /// The issuer; its endpoints come from `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// Where the API's `/logout` sends the browser (Cognito:
+    /// `https://<domain>/logout?client_id=…&logout_uri=…`); default: the discovery document's
+    /// `end_session_endpoint` with `client_id` and `post_logout_redirect_uri={base}/logged-out`.
+    pub logout_url: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct LocalAlbConfig {
     /// Port on 127.0.0.1; 0 picks a free one (tests).
     pub port: u16,
     /// The API's base URL, e.g. `http://127.0.0.1:8080`.
     pub upstream: String,
+    /// `None`: the built-in provider with the users and clients below.
+    pub idp: Option<ExternalIdp>,
+    /// The `scope` of the authorisation request; `None`: [`BUILT_IN_SCOPE`] for the built-in
+    /// provider, [`DEFAULT_SCOPE`] for another.
+    pub scope: Option<String>,
+    /// Extra authorisation-request parameters (`AuthenticationRequestExtraParams`).
+    pub extra_params: Vec<(String, String)>,
+    pub on_unauthenticated: OnUnauthenticated,
     pub users: Vec<DevUser>,
     pub clients: Vec<DevClient>,
     /// Groups offered as checkboxes on the login page, besides the users' own.
@@ -156,15 +195,14 @@ pub struct LocalAlbConfig {
     pub signer_arn: String,
     /// Session cookie name without the shard suffix (`AWSELBAuthSessionCookie`).
     pub cookie_name: String,
-    /// Where the login page sends the user when no other page was asked for.
+    /// Where the login goes when no other page was asked for.
     pub landing_path: String,
     /// Paths proxied without login and without identity headers (exact match).
     pub public_paths: Vec<String>,
-    /// Also put `cognito:groups` into `x-amzn-oidc-data` (Cognito's userinfo does not).
-    pub groups_in_userinfo: bool,
     /// Lifetime of each minted `x-amzn-oidc-data`.
     pub alb_token_ttl: Duration,
-    /// How long a login lasts.
+    /// How long a login lasts at most (`SessionTimeout`); it also ends when the access token
+    /// it forwards expires.
     pub session_ttl: Duration,
     /// Request and response bodies above this are refused (413 / 502).
     pub max_body_bytes: usize,
@@ -176,6 +214,10 @@ impl Default for LocalAlbConfig {
         LocalAlbConfig {
             port: DEFAULT_PORT,
             upstream: "http://127.0.0.1:8080".to_owned(),
+            idp: None,
+            scope: None,
+            extra_params: Vec::new(),
+            on_unauthenticated: OnUnauthenticated::Authenticate,
             users: default_users(),
             clients: default_clients(),
             extra_groups: Vec::new(),
@@ -184,7 +226,6 @@ impl Default for LocalAlbConfig {
             cookie_name: "AWSELBAuthSessionCookie".to_owned(),
             landing_path: "/docs".to_owned(),
             public_paths: ["/health", "/ready", "/logout"].map(str::to_owned).to_vec(),
-            groups_in_userinfo: false,
             alb_token_ttl: Duration::from_secs(120),
             session_ttl: Duration::from_secs(8 * 3600),
             max_body_bytes: 16 * 1024 * 1024,
@@ -197,14 +238,17 @@ impl Default for LocalAlbConfig {
 #[derive(Debug)]
 pub(crate) struct Settings {
     pub port: u16,
+    pub base_url: String,
+    /// The origins a browser reaches this stand-in under (callbacks go back to the one used).
+    pub origins: Vec<String>,
     pub upstream: url::Url,
-    pub users: Vec<DevUser>,
-    pub group_choices: Vec<String>,
-    pub browser_client_id: String,
+    pub cookie_name: String,
     pub landing_path: String,
     pub public_paths: Vec<String>,
-    pub groups_in_userinfo: bool,
+    pub on_unauthenticated: OnUnauthenticated,
+    pub issuer_display: String,
     pub alb_token_ttl_secs: i64,
+    pub session_ttl_secs: i64,
     pub max_body_bytes: usize,
 }
 
@@ -214,11 +258,13 @@ pub struct LocalAlb {
     port: u16,
     base_url: String,
     signer: std::sync::Arc<AlbSigner>,
-    issuer_url: String,
+    provider: ProviderMetadata,
+    built_in: bool,
     browser_client_id: String,
-    client_ids: Vec<String>,
+    service_client_ids: Vec<String>,
+    scope: String,
+    logout_url: String,
     cookie_name: String,
-    groups_in_userinfo: bool,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -228,12 +274,24 @@ impl std::fmt::Debug for LocalAlb {
         f.debug_struct("LocalAlb")
             .field("base_url", &self.base_url)
             .field("signer_arn", &self.signer.signer_arn())
-            .field("issuer_url", &self.issuer_url)
+            .field("issuer", &self.provider.issuer)
             .finish_non_exhaustive()
     }
 }
 
-/// Binds 127.0.0.1:`cfg.port`, generates the keys and starts serving.
+fn with_query(url: &str, pairs: &[(&str, &str)]) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(url)?;
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+    }
+    Ok(url.into())
+}
+
+/// Binds 127.0.0.1:`cfg.port`, generates the keys, finds the IdP (the built-in one, or another
+/// through its discovery document) and starts serving.
 pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
     use anyhow::Context;
 
@@ -242,10 +300,6 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
         matches!(upstream.scheme(), "http" | "https"),
         "the upstream URL must be http(s)"
     );
-    anyhow::ensure!(
-        !cfg.users.is_empty(),
-        "the local ALB needs at least one dev user"
-    );
     let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port))
         .with_context(|| format!("binding the local ALB to 127.0.0.1:{}", cfg.port))?;
     let port = listener
@@ -253,22 +307,113 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
         .context("reading the bound address")?
         .port();
     let base_url = format!("http://127.0.0.1:{port}");
-    let issuer_url = format!("{base_url}{ISSUER_PATH}");
+    let origins = vec![base_url.clone(), format!("http://localhost:{port}")];
+    let logged_out = format!("{base_url}{LOGGED_OUT_PATH}");
 
-    // The ALB's `iss` is the IdP's issuer: here the local issuer.
+    // The IdP: the built-in provider, or another one found through its discovery document.
+    let (provider, client_id, client_secret, issuer, logout_url) = match &cfg.idp {
+        None => {
+            anyhow::ensure!(
+                !cfg.users.is_empty(),
+                "the local ALB needs at least one dev user"
+            );
+            let mut group_choices: Vec<String> = Vec::new();
+            for g in cfg
+                .users
+                .iter()
+                .flat_map(|u| u.groups.iter())
+                .chain(&cfg.extra_groups)
+            {
+                if !group_choices.contains(g) {
+                    group_choices.push(g.clone());
+                }
+            }
+            // A fresh secret per start: only this process's relying party needs it.
+            let secret = SecretString::from(signing::random_hex(32)?);
+            let issuer =
+                issuer::Issuer::generate(format!("{base_url}{ISSUER_PATH}"), cfg.clients.clone())?
+                    .with_login(
+                        issuer::BrowserClient {
+                            client_id: cfg.browser_client_id.clone(),
+                            secret: secret.clone(),
+                            redirect_uris: origins
+                                .iter()
+                                .map(|o| format!("{o}{CALLBACK_PATH}"))
+                                .collect(),
+                            logout_uris: origins
+                                .iter()
+                                .map(|o| format!("{o}{LOGGED_OUT_PATH}"))
+                                .collect(),
+                        },
+                        cfg.users.clone(),
+                        group_choices,
+                    );
+            let provider: ProviderMetadata = serde_json::from_value(issuer.discovery())
+                .context("the built-in provider's discovery document")?;
+            let logout_url = with_query(
+                &issuer.endpoint("/logout"),
+                &[
+                    ("client_id", &cfg.browser_client_id),
+                    ("logout_uri", &logged_out),
+                ],
+            )?;
+            (
+                provider,
+                cfg.browser_client_id.clone(),
+                secret,
+                Some(web::Data::new(issuer)),
+                logout_url,
+            )
+        }
+        Some(idp) => {
+            let provider = oidc::discover(&oidc::idp_client()?, &idp.issuer)
+                .await
+                .with_context(|| format!("finding the OpenID Connect provider {}", idp.issuer))?;
+            let logout_url = match (&idp.logout_url, &provider.end_session_endpoint) {
+                (Some(url), _) => url.clone(),
+                (None, Some(end_session)) => with_query(
+                    end_session,
+                    &[
+                        ("client_id", &idp.client_id),
+                        ("post_logout_redirect_uri", &logged_out),
+                    ],
+                )?,
+                (None, None) => logged_out.clone(),
+            };
+            (
+                provider,
+                idp.client_id.clone(),
+                idp.client_secret.clone(),
+                None,
+                logout_url,
+            )
+        }
+    };
+    let built_in = issuer.is_some();
+    let default_scope = if built_in {
+        BUILT_IN_SCOPE
+    } else {
+        DEFAULT_SCOPE
+    };
+    let scope = cfg
+        .scope
+        .clone()
+        .unwrap_or_else(|| default_scope.to_owned());
+
+    // The ALB's `iss` and `client` are the IdP's issuer and the browser client.
     let signer = std::sync::Arc::new(AlbSigner::generate(
         &cfg.signer_arn,
-        &issuer_url,
-        &cfg.browser_client_id,
+        &provider.issuer,
+        &client_id,
     )?);
-    let issuer = web::Data::new(issuer::Issuer::generate(
-        issuer_url.clone(),
-        cfg.clients.clone(),
+    let rp = web::Data::new(oidc::Rp::new(
+        provider.clone(),
+        client_id.clone(),
+        client_secret,
+        scope.clone(),
+        cfg.extra_params.clone(),
     )?);
-    let sessions = web::Data::new(login::Sessions::new(
-        &cfg.cookie_name,
-        cfg.session_ttl.as_secs() as i64,
-    ));
+    let sealer = web::Data::new(session::CookieSealer::generate()?);
     let client = web::Data::new(
         reqwest::Client::builder()
             .no_proxy()
@@ -278,42 +423,35 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
             .build()
             .context("building the proxy's HTTP client")?,
     );
-
-    let mut group_choices: Vec<String> = Vec::new();
-    for g in cfg
-        .users
-        .iter()
-        .flat_map(|u| u.groups.iter())
-        .chain(&cfg.extra_groups)
-    {
-        if !group_choices.contains(g) {
-            group_choices.push(g.clone());
-        }
-    }
     let settings = web::Data::new(Settings {
         port,
+        base_url: base_url.clone(),
+        origins,
         upstream,
-        users: cfg.users.clone(),
-        group_choices,
-        browser_client_id: cfg.browser_client_id.clone(),
+        cookie_name: cfg.cookie_name.clone(),
         landing_path: cfg.landing_path.clone(),
         public_paths: cfg.public_paths.clone(),
-        groups_in_userinfo: cfg.groups_in_userinfo,
+        on_unauthenticated: cfg.on_unauthenticated,
+        issuer_display: provider.issuer.clone(),
         alb_token_ttl_secs: cfg.alb_token_ttl.as_secs().max(1) as i64,
+        session_ttl_secs: cfg.session_ttl.as_secs() as i64,
         max_body_bytes: cfg.max_body_bytes,
     });
     let signer_data = web::Data::from(signer.clone());
     let max_body = cfg.max_body_bytes;
 
     let server = HttpServer::new(move || {
-        App::new()
+        let mut app = App::new()
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(settings.clone())
             .app_data(signer_data.clone())
-            .app_data(issuer.clone())
-            .app_data(sessions.clone())
-            .app_data(client.clone())
-            .configure(configure)
+            .app_data(sealer.clone())
+            .app_data(rp.clone())
+            .app_data(client.clone());
+        if let Some(issuer) = &issuer {
+            app = app.app_data(issuer.clone());
+        }
+        app.configure(|c| configure(c, built_in))
     })
     .workers(cfg.workers.max(1))
     .disable_signals()
@@ -324,42 +462,68 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
     let handle = server.handle();
     let task = tokio::spawn(server);
 
-    let mut client_ids = vec![cfg.browser_client_id.clone()];
-    client_ids.extend(cfg.clients.iter().map(|c| c.client_id.clone()));
-    tracing::info!(%base_url, upstream = %cfg.upstream, "local ALB started");
+    tracing::info!(%base_url, upstream = %cfg.upstream, issuer = %provider.issuer, "local ALB started");
     Ok(LocalAlb {
         port,
         base_url,
         signer,
-        issuer_url,
-        browser_client_id: cfg.browser_client_id,
-        client_ids,
+        provider,
+        built_in,
+        browser_client_id: client_id,
+        service_client_ids: if built_in {
+            cfg.clients.iter().map(|c| c.client_id.clone()).collect()
+        } else {
+            Vec::new()
+        },
+        scope,
+        logout_url,
         cookie_name: cfg.cookie_name,
-        groups_in_userinfo: cfg.groups_in_userinfo,
         handle,
         task,
     })
 }
 
-/// The local ALB's own routes; everything else goes to the proxy.
-fn configure(cfg: &mut web::ServiceConfig) {
+/// The local ALB's own routes (and the built-in provider's); everything else goes to the proxy.
+fn configure(cfg: &mut web::ServiceConfig, built_in: bool) {
     cfg.route("/", web::get().to(login::landing))
-        .route(LOGIN_PATH, web::get().to(login::login_page))
-        .route(LOGIN_PATH, web::post().to(login::login_submit))
-        .route(LOGOUT_PATH, web::get().to(login::local_logout))
+        .route(LOGIN_PATH, web::get().to(login::login))
+        .route(CALLBACK_PATH, web::get().to(oidc::idpresponse))
+        .route(LOGGED_OUT_PATH, web::get().to(login::logged_out))
         .route(
             &format!("{KEY_ENDPOINT_PATH}/{{kid}}"),
             web::get().to(signing::public_key),
+        );
+    if built_in {
+        cfg.route(
+            &format!("{ISSUER_PATH}/.well-known/openid-configuration"),
+            web::get().to(issuer::discovery),
         )
         .route(
             &format!("{ISSUER_PATH}/.well-known/jwks.json"),
             web::get().to(issuer::jwks),
         )
         .route(
+            &format!("{ISSUER_PATH}/oauth2/authorize"),
+            web::get().to(issuer::authorize),
+        )
+        .route(
+            &format!("{ISSUER_PATH}/login"),
+            web::post().to(issuer::login_submit),
+        )
+        .route(
             &format!("{ISSUER_PATH}/oauth2/token"),
             web::post().to(issuer::token),
         )
-        .default_service(web::to(proxy::forward));
+        .route(
+            &format!("{ISSUER_PATH}/oauth2/userInfo"),
+            web::get().to(issuer::userinfo),
+        )
+        .route(
+            &format!("{ISSUER_PATH}/logout"),
+            web::get().to(issuer::logout),
+        );
+    }
+    cfg.default_service(web::to(proxy::forward));
 }
 
 impl LocalAlb {
@@ -372,8 +536,29 @@ impl LocalAlb {
         &self.base_url
     }
 
+    /// A page that starts the login.
     pub fn login_url(&self) -> String {
         format!("{}{LOGIN_PATH}", self.base_url)
+    }
+
+    /// The callback to register at the IdP.
+    pub fn callback_url(&self) -> String {
+        format!("{}{CALLBACK_PATH}", self.base_url)
+    }
+
+    /// Whether browser users log in at the built-in provider.
+    pub fn is_built_in(&self) -> bool {
+        self.built_in
+    }
+
+    /// The IdP's endpoints.
+    pub fn provider(&self) -> &ProviderMetadata {
+        &self.provider
+    }
+
+    /// The scope of the authorisation request.
+    pub fn scope(&self) -> &str {
+        &self.scope
     }
 
     /// The signer ARN to allow-list (`ALB_SIGNER_ARNS`).
@@ -391,38 +576,44 @@ impl LocalAlb {
         format!("{}{KEY_ENDPOINT_PATH}", self.base_url)
     }
 
-    /// The `iss` in `x-amzn-oidc-data` (`ALB_ISSUER`): the local issuer, as with Cognito.
+    /// The `iss` in `x-amzn-oidc-data` (`ALB_ISSUER`): the IdP's issuer, as with Cognito.
     pub fn alb_issuer(&self) -> &str {
-        &self.issuer_url
+        &self.provider.issuer
     }
 
-    /// The `client` in `x-amzn-oidc-data` (`ALB_CLIENT_ID`).
+    /// The `client` in `x-amzn-oidc-data` (`ALB_CLIENT_ID`): the browser client.
     pub fn alb_client_id(&self) -> &str {
         &self.browser_client_id
     }
 
-    /// The local issuer (`BEARER_ISSUER`).
+    /// The IdP's issuer (`BEARER_ISSUER`).
     pub fn issuer_url(&self) -> &str {
-        &self.issuer_url
+        &self.provider.issuer
     }
 
     pub fn jwks_url(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.issuer_url)
+        self.provider.jwks_uri.clone()
     }
 
     pub fn token_url(&self) -> String {
-        format!("{}/oauth2/token", self.issuer_url)
+        self.provider.token_endpoint.clone()
     }
 
-    /// Every client id whose tokens the API should accept (`BEARER_CLIENT_IDS`): the browser
-    /// client (its access tokens arrive as `x-amzn-oidc-accesstoken`) and the service clients.
+    /// The built-in provider's service clients (`BEARER_CLIENT_IDS`); never the browser client,
+    /// whose access tokens arrive as `x-amzn-oidc-accesstoken` and are checked against
+    /// `ALB_CLIENT_ID` instead. Empty with another provider.
     pub fn client_ids(&self) -> &[String] {
-        &self.client_ids
+        &self.service_client_ids
     }
 
-    /// The IdP logout page (`AUTH_LOGOUT_URL`).
+    /// The IdP logout (`AUTH_LOGOUT_URL`), returning to `{base}/logged-out`.
     pub fn logout_url(&self) -> String {
-        format!("{}{LOGOUT_PATH}", self.base_url)
+        self.logout_url.clone()
+    }
+
+    /// The public page the IdP logout returns to.
+    pub fn logged_out_url(&self) -> String {
+        format!("{}{LOGGED_OUT_PATH}", self.base_url)
     }
 
     /// The session cookie name without shard suffix (`AUTH_SESSION_COOKIE_NAME`).
@@ -439,42 +630,49 @@ impl LocalAlb {
     }
 
     /// The API's identity configuration that trusts this stand-in, as the environment
-    /// variables of the contract (`players-api serve` reads the same names).
+    /// variables of the contract (`players-api serve` reads the same names). With another
+    /// provider, `BEARER_CLIENT_IDS` (the machine clients) is the caller's to add.
     pub fn api_env(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut env = vec![
             ("ALB_SIGNER_ARNS", self.signer_arn().to_owned()),
             ("ALB_ISSUER", self.alb_issuer().to_owned()),
             ("ALB_CLIENT_ID", self.alb_client_id().to_owned()),
             ("ALB_KEY_ENDPOINT", self.key_endpoint()),
-            (
-                "ALB_GROUPS_SOURCE",
-                if self.groups_in_userinfo {
-                    "both"
-                } else {
-                    "accesstoken"
-                }
-                .to_owned(),
-            ),
-            ("BEARER_ISSUER", self.issuer_url.clone()),
+            ("BEARER_ISSUER", self.issuer_url().to_owned()),
             ("BEARER_JWKS_URL", self.jwks_url()),
-            ("BEARER_CLIENT_IDS", self.client_ids.join(",")),
+        ];
+        if !self.service_client_ids.is_empty() {
+            env.push(("BEARER_CLIENT_IDS", self.service_client_ids.join(",")));
+        }
+        env.extend([
             ("AUTH_LOGOUT_URL", self.logout_url()),
             ("AUTH_PUBLIC_ORIGINS", self.public_origins().join(",")),
             ("AUTH_SESSION_COOKIE_NAME", self.cookie_name.clone()),
-        ]
+        ]);
+        env
     }
 
     /// What a developer needs to know, for printing at start-up (never a key or secret).
     pub fn banner(&self) -> String {
-        format!(
+        let mut out = format!(
             "local ALB: open {base}/ (log in at {login}, log out at {base}/logout)\n\
-             service clients {clients}: TOKEN=$(players-api token --issuer {issuer} --scope players/read)\n\
-             then: curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/players",
+             identity provider: {issuer} (client {client}, callback {callback})",
             base = self.base_url,
             login = self.login_url(),
-            clients = self.client_ids[1..].join(", "),
-            issuer = self.issuer_url,
-        )
+            issuer = self.provider.issuer,
+            client = self.browser_client_id,
+            callback = self.callback_url(),
+        );
+        if self.built_in {
+            out.push_str(&format!(
+                "\nservice clients {clients}: TOKEN=$(players-api token --issuer {issuer} --scope players/read)\n\
+                 then: curl -H \"Authorization: Bearer $TOKEN\" {base}/v1/players",
+                clients = self.service_client_ids.join(", "),
+                issuer = self.provider.issuer,
+                base = self.base_url,
+            ));
+        }
+        out
     }
 
     /// Mints an `x-amzn-oidc-data` value with this stand-in's key (for tests of the API).

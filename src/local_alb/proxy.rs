@@ -3,9 +3,11 @@
 //! - `Authorization: Bearer …` requests pass straight through (the ALB's http-header rule for
 //!   service clients), with no identity headers;
 //! - public paths (`/health`, `/logout`, …) pass through without login and without identity;
-//! - everything else needs a session, or the browser is redirected to the login page (the ALB's
-//!   `authenticate` behaviour); with a session, `x-amzn-oidc-data`, `x-amzn-oidc-identity` and
-//!   `x-amzn-oidc-accesstoken` are added.
+//! - everything else needs a session; without one the `OnUnauthenticatedRequest` setting decides:
+//!   `authenticate` starts the IdP login ([`super::oidc`]), `deny` answers 401, `allow` forwards
+//!   without identity. With a session, `x-amzn-oidc-data` (ES256 over the IdP's userinfo
+//!   response, minted per request with a short expiry), `x-amzn-oidc-identity` (`sub`) and
+//!   `x-amzn-oidc-accesstoken` (the IdP's access token, as issued) are added.
 //!
 //! Client-sent `x-amzn-oidc-*` headers are always dropped first: like the real ALB, only this
 //! proxy decides what they contain.
@@ -19,10 +21,11 @@ use actix_web::{
 };
 
 use super::{
-    LOGIN_PATH, Settings,
-    issuer::{ACCESS_TOKEN_TTL_SECS, Issuer, UserAccessToken},
-    login::{Session, Sessions, lock, now},
-    signing::{AlbSigner, UserClaims, random_hex},
+    Settings,
+    login::now,
+    oidc::{OnUnauthenticated, Rp},
+    session::CookieSealer,
+    signing::{AlbSigner, random_hex},
 };
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross a proxy; `host` is rewritten by nobody but
@@ -45,25 +48,6 @@ pub const OIDC_IDENTITY: &str = "x-amzn-oidc-identity";
 pub const OIDC_ACCESS_TOKEN: &str = "x-amzn-oidc-accesstoken";
 pub const TRACE_ID: &str = "x-amzn-trace-id";
 
-/// Tokens minted for a session, reused while fresh.
-#[derive(Clone)]
-pub(crate) struct Minted {
-    data: String,
-    data_fresh_until: i64,
-    access: String,
-    access_fresh_until: i64,
-}
-
-// Tokens are credentials: `Debug` shows only when they go stale.
-impl std::fmt::Debug for Minted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Minted")
-            .field("data_fresh_until", &self.data_fresh_until)
-            .field("access_fresh_until", &self.access_fresh_until)
-            .finish_non_exhaustive()
-    }
-}
-
 /// What the proxy adds for a logged-in session.
 struct Identity {
     data: String,
@@ -78,78 +62,9 @@ fn is_bearer(req: &HttpRequest) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
 }
 
-/// The session's identity headers, minting fresh tokens when the cached ones are half-way
-/// through their lifetime.
-fn identity(
-    session: &Session,
-    settings: &Settings,
-    signer: &AlbSigner,
-    issuer: &Issuer,
-) -> anyhow::Result<Identity> {
-    let now = now();
-    let user = &session.user;
-    let mut cached = lock(&session.minted);
-    let stale_data = cached.as_ref().is_none_or(|m| now >= m.data_fresh_until);
-    let stale_access = cached.as_ref().is_none_or(|m| now >= m.access_fresh_until);
-    if stale_data || stale_access {
-        let (data, data_fresh_until) = match cached.as_ref() {
-            Some(m) if !stale_data => (m.data.clone(), m.data_fresh_until),
-            _ => {
-                let ttl = settings.alb_token_ttl_secs;
-                let claims = UserClaims {
-                    sub: user.sub.clone(),
-                    email: user.email.clone(),
-                    username: user.username.clone(),
-                    name: user.name.clone(),
-                    groups: settings.groups_in_userinfo.then(|| user.groups.clone()),
-                };
-                (signer.mint(&claims, now + ttl)?, now + (ttl / 2).max(1))
-            }
-        };
-        let (access, access_fresh_until) = match cached.as_ref() {
-            Some(m) if !stale_access => (m.access.clone(), m.access_fresh_until),
-            _ => (
-                issuer.user_token(
-                    &UserAccessToken {
-                        sub: &user.sub,
-                        username: &user.username,
-                        groups: &user.groups,
-                        client_id: &settings.browser_client_id,
-                    },
-                    now,
-                )?,
-                now + ACCESS_TOKEN_TTL_SECS / 2,
-            ),
-        };
-        *cached = Some(Minted {
-            data,
-            data_fresh_until,
-            access,
-            access_fresh_until,
-        });
-    }
-    let m = cached
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("no minted tokens"))?;
-    Ok(Identity {
-        data: m.data.clone(),
-        sub: user.sub.clone(),
-        access: m.access.clone(),
-    })
-}
-
 /// `Root=1-<8 hex epoch seconds>-<24 hex random>`: the X-Ray form the ALB adds.
 fn new_trace_id() -> anyhow::Result<String> {
     Ok(format!("Root=1-{:08x}-{}", now(), random_hex(12)?))
-}
-
-fn redirect_to_login(req: &HttpRequest) -> HttpResponse {
-    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
-    HttpResponse::Found()
-        .insert_header((header::LOCATION, format!("{LOGIN_PATH}?next={next}")))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
 }
 
 fn bad_gateway(msg: &'static str) -> HttpResponse {
@@ -159,29 +74,50 @@ fn bad_gateway(msg: &'static str) -> HttpResponse {
 }
 
 /// Every request that is not one of the local ALB's own pages.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn forward(
     req: HttpRequest,
     body: web::Bytes,
     settings: web::Data<Settings>,
-    sessions: web::Data<Sessions>,
+    sealer: web::Data<CookieSealer>,
     signer: web::Data<AlbSigner>,
-    issuer: web::Data<Issuer>,
+    rp: web::Data<Rp>,
     client: web::Data<reqwest::Client>,
 ) -> HttpResponse {
     let public = settings.public_paths.iter().any(|p| p == req.path());
-    let identity = if is_bearer(&req) || public {
+    let now = now();
+    let session = if is_bearer(&req) || public {
         None
     } else {
-        let Some(session) = sessions.get(&req, now()) else {
-            return redirect_to_login(&req);
-        };
-        match identity(&session, &settings, &signer, &issuer) {
-            Ok(identity) => Some(identity),
+        match sealer.session(&req, &settings.cookie_name, now) {
+            Some(session) => Some(session),
+            None => match settings.on_unauthenticated {
+                OnUnauthenticated::Authenticate => {
+                    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+                    return rp.start_login(&req, &settings, &sealer, target);
+                }
+                OnUnauthenticated::Deny => {
+                    return HttpResponse::Unauthorized()
+                        .insert_header((header::CONTENT_TYPE, "text/plain; charset=utf-8"))
+                        .body("401 Authorization Required\n");
+                }
+                OnUnauthenticated::Allow => None,
+            },
+        }
+    };
+    let identity = match session {
+        None => None,
+        Some(s) => match signer.mint_userinfo(&s.userinfo, now + settings.alb_token_ttl_secs) {
+            Ok(data) => Some(Identity {
+                data,
+                sub: s.sub,
+                access: s.access_token,
+            }),
             Err(e) => {
-                tracing::error!(error = ?e, "local ALB: minting identity headers failed");
+                tracing::error!(error = ?e, "local ALB: minting x-amzn-oidc-data failed");
                 return HttpResponse::InternalServerError().finish();
             }
-        }
+        },
     };
 
     let headers = match upstream_headers(&req, &settings, identity.as_ref()) {

@@ -1,4 +1,4 @@
-//! Minting `x-amzn-oidc-data` exactly as the real ALB shapes it (see `shared/ALB-AUTH.md` §1):
+//! Minting `x-amzn-oidc-data` exactly as the real ALB shapes it:
 //! ES256 over the *padded* `header.payload` bytes, base64url segments WITH `=` padding, a raw
 //! 64-byte `r||s` signature, and a header carrying `kid`, `signer`, `iss`, `client` and `exp`.
 
@@ -32,19 +32,6 @@ struct AlbHeader<'a> {
     client: &'a str,
     signer: &'a str,
     exp: i64,
-}
-
-#[derive(Serialize)]
-struct AlbPayload<'a> {
-    sub: &'a str,
-    email_verified: &'static str,
-    email: &'a str,
-    username: &'a str,
-    name: &'a str,
-    #[serde(rename = "cognito:groups", skip_serializing_if = "Option::is_none")]
-    groups: Option<&'a [String]>,
-    exp: i64,
-    iss: &'a str,
 }
 
 /// The local ALB's signing identity: a P-256 key generated at start, addressed by a UUID `kid`.
@@ -95,8 +82,28 @@ impl AlbSigner {
             .map_err(|e| anyhow::anyhow!("encoding the ALB public key as PEM: {e}"))
     }
 
-    /// An ALB-format user-claims token expiring at `exp` (unix seconds).
+    /// An ALB-format user-claims token for `claims` expiring at `exp` (unix seconds), with the
+    /// claims a Cognito userinfo response has for them.
     pub fn mint(&self, claims: &UserClaims, exp: i64) -> anyhow::Result<String> {
+        let mut userinfo = serde_json::Map::new();
+        userinfo.insert("sub".into(), claims.sub.clone().into());
+        userinfo.insert("email_verified".into(), "true".into());
+        userinfo.insert("email".into(), claims.email.clone().into());
+        userinfo.insert("username".into(), claims.username.clone().into());
+        userinfo.insert("name".into(), claims.name.clone().into());
+        if let Some(groups) = &claims.groups {
+            userinfo.insert("cognito:groups".into(), serde_json::json!(groups));
+        }
+        self.mint_userinfo(&userinfo, exp)
+    }
+
+    /// An ALB-format token over an IdP's userinfo response, as the ALB builds it: the userinfo
+    /// claims as they came, then `exp` and `iss`.
+    pub fn mint_userinfo(
+        &self,
+        userinfo: &serde_json::Map<String, serde_json::Value>,
+        exp: i64,
+    ) -> anyhow::Result<String> {
         let header = AlbHeader {
             typ: "JWT",
             kid: &self.kid,
@@ -106,16 +113,9 @@ impl AlbSigner {
             signer: &self.signer_arn,
             exp,
         };
-        let payload = AlbPayload {
-            sub: &claims.sub,
-            email_verified: "true",
-            email: &claims.email,
-            username: &claims.username,
-            name: &claims.name,
-            groups: claims.groups.as_deref(),
-            exp,
-            iss: &self.issuer,
-        };
+        let mut payload = userinfo.clone();
+        payload.insert("exp".into(), exp.into());
+        payload.insert("iss".into(), self.issuer.clone().into());
         let mut token = URL_SAFE.encode(serde_json::to_vec(&header)?);
         token.push('.');
         token.push_str(&URL_SAFE.encode(serde_json::to_vec(&payload)?));
