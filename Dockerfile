@@ -14,7 +14,7 @@
 #   docker buildx build --platform linux/amd64 -t "$ECR_REPO:$IMAGE_TAG" --push .
 #
 # The platform must match `runtimePlatform.cpuArchitecture` in ecs-task-def.json (X86_64).
-# See the README (Deploying to AWS) for the whole deployment.
+# See docs/deploy.md for the whole deployment (migration task, rotation, teardown).
 #
 # Base image pinning: the tags below are pinned to exact versions. Their digests could NOT be
 # verified offline on the machine this file was written on (no registry access), so no digest
@@ -47,6 +47,11 @@ COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json --bin players-api
 COPY . .
 # The exact build command of the project (scripts/check-infra.sh extracts and runs this line).
+# The binary comes out stripped of debug info by Cargo.toml's [profile.release] (debug = false,
+# strip = "debuginfo"): the line tables alone made it 174 MB. The symbol table stays (a few MB),
+# so a panic backtrace in the logs still names the functions; no separate debug-info file is
+# shipped or kept, because nothing here would store or serve it - rebuild the same commit with
+# line tables when file:line is needed (see Cargo.toml).
 RUN cargo build --release --locked --bin players-api
 # Amazon RDS CA bundle for DB_SSLMODE=verify-full (DB_SSLROOTCERT in the task definition).
 # checkov:skip=CKV_DOCKER_4: a remote file (no archive) fetched in the throw-away builder stage; only the PEM is copied on.

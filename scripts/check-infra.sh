@@ -6,7 +6,8 @@
 #   3. checkov on cloudformation/ (cloudformation) and on the Dockerfile (dockerfile)
 #   4. hadolint on the Dockerfile
 #   5. pytest tests/infra (task def against botocore, security and consistency assertions)
-#   6. the builder stage's exact `cargo build ...` command from the Dockerfile, in the repo root
+#   6. the builder stage's exact `cargo build ...` command from the Dockerfile, in the repo root,
+#      and the size budget of the binary it produces (BINARY_BUDGET_MIB)
 #
 # SKIP_DOCKER_CARGO_BUILD=1 skips step 6 (for local iteration only; the default runs it).
 set -euo pipefail
@@ -20,6 +21,7 @@ CHECKOV_VENV="$ROOT/.tools/checkov-venv"
 export PLAYERS_TOOLS_VENV="$VENV"
 
 failures=()
+BINARY_BUDGET_MIB=40
 step() { echo; echo "==> $*"; }
 fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
 
@@ -63,6 +65,14 @@ else
     # The command is a fixed `cargo build ...` line checked by dockerfile_build_cmd.py.
     read -r -a argv <<<"$build_cmd"
     "${argv[@]}" || fail "cargo build from the Dockerfile ($build_cmd)"
+    # The image ships this binary: without debug info it stays far below the 174 MB it had with
+    # line tables (Cargo.toml [profile.release]); the budget catches debug info coming back.
+    bin=target/release/players-api
+    if [[ -f "$bin" ]]; then
+        size=$(stat -c %s "$bin")
+        echo "release binary: $size bytes ($(( size / 1024 / 1024 )) MiB; budget ${BINARY_BUDGET_MIB} MiB)"
+        (( size <= BINARY_BUDGET_MIB * 1024 * 1024 )) || fail "release binary is $size bytes, over the ${BINARY_BUDGET_MIB} MiB budget"
+    fi
 fi
 
 echo

@@ -61,3 +61,6 @@ if ! command -v cargo-nextest >/dev/null; then
     cargo install cargo-nextest --locked
 fi
 cargo nextest run --locked --no-fail-fast
+
+step "web app in headless Chromium (scripts/browser-tests.sh)"
+bash scripts/browser-tests.sh

@@ -60,6 +60,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
             logout: settings.auth.logout_config(),
             ready_timeout: settings.database.ready_timeout(),
             shutdown: ready.clone(),
+            http: settings.http,
         },
         settings.shutdown.timeout_secs,
     )?;
@@ -177,13 +178,53 @@ pub fn print_openapi() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `players-api migrate`: the migrations as the owner (DATABASE_URL, or DB_HOST with the
+/// owner's DB_SECRET_ARN), then, with DB_APP_SECRET_ARN, the runtime role and its grants.
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     telemetry::logging::init::<tracing_subscriber::layer::Identity>(&args.log, None)?;
     args.database.validate()?;
     let mut db = args.database;
     db.run_migrations = true;
-    open_store(&db).await?;
+    if db.is_sqlite() {
+        open_store(&db).await?;
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
+    let (secrets, client) = secrets::load_startup_secrets(&args.secrets).await?;
+    let store = match &db.database_url {
+        Some(url) => PostgresStore::connect(url.expose_secret(), &db.pool()).await?,
+        None => {
+            let base = db.pg_options()?;
+            let options = secrets
+                .db
+                .as_ref()
+                .map_or(base.clone(), |c| c.apply_to(&base));
+            PostgresStore::with_options(options, &db.pool())
+        }
+    };
+    store.migrate().await?;
     tracing::info!("migrations applied");
+    if let Some(arn) = &args.db_app_secret_arn {
+        let client = match client {
+            Some(c) => c,
+            None => SecretsClient::from_env().await,
+        };
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(args.secrets.startup_deadline_secs);
+        let app = client
+            .db_credentials(arn, "DB_APP_SECRET_ARN", deadline)
+            .await?;
+        let role = store::grants::base_role(&app.username);
+        // The password is only used to create the role; a rotated role keeps its own.
+        let password = (role == app.username).then_some(&app.password);
+        let report = store::grants::ensure_runtime_role(store.pool(), role, password).await?;
+        tracing::info!(
+            role = %report.role,
+            created = report.created,
+            clone_present = report.clone_present,
+            "runtime role granted"
+        );
+    }
     Ok(())
 }
 
@@ -243,6 +284,8 @@ fn local_alb_config(args: &DevArgs, upstream: String) -> anyhow::Result<LocalAlb
         on_unauthenticated: o.on_unauthenticated,
         cookie_name: o.session_cookie_name.clone(),
         session_ttl: Duration::from_secs(o.session_timeout_secs),
+        // After the login, the web app (the stand-in answers `/` with its own page).
+        landing_path: "/index.html".to_owned(),
         ..LocalAlbConfig::default()
     })
 }
@@ -321,6 +364,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             logout: auth.logout_config(),
             ready_timeout: std::time::Duration::from_secs(1),
             shutdown: ShutdownFlag::default(),
+            http: crate::config::HttpSettings::default(),
         },
     )?;
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -47,6 +47,14 @@ pub struct HealthcheckArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub database: DatabaseSettings,
+    /// The owner's credentials: DB_SECRET_ARN (with DB_HOST) is the owner's secret here.
+    #[command(flatten)]
+    pub secrets: crate::secrets::SecretsSettings,
+    /// Secret of the runtime role ({"username","password"}, rotated with alternating users).
+    /// When set, after the migrations the role is created if missing (with this password) and
+    /// granted exactly the DML the service needs (see `store::grants`).
+    #[arg(long, env = "DB_APP_SECRET_ARN")]
+    pub db_app_secret_arn: Option<String>,
     #[command(flatten)]
     pub log: LogSettings,
 }

@@ -16,6 +16,9 @@ pub struct ServeSettings {
     pub listen_addr: SocketAddr,
 
     #[command(flatten)]
+    pub http: HttpSettings,
+
+    #[command(flatten)]
     pub database: DatabaseSettings,
 
     /// Allow a SQLite DATABASE_URL on ECS (several tasks cannot share one file).
@@ -40,6 +43,55 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub shutdown: crate::shutdown::ShutdownSettings,
+}
+
+/// Keep-alive longer than the ALB's idle timeout (60 s by default): otherwise the ALB reuses a
+/// connection the task is closing and answers 502.
+pub const DEFAULT_KEEP_ALIVE_SECS: u64 = 75;
+/// Time to receive a request's head once a connection has sent its first byte.
+pub const DEFAULT_REQUEST_HEAD_TIMEOUT_SECS: u64 = 10;
+/// Time to receive a request's whole body once its handler starts reading it.
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 30;
+
+/// Connection handling of the HTTP server.
+#[derive(Args, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Seconds an idle keep-alive connection stays open; must exceed the load balancer's idle
+    /// timeout.
+    #[arg(long, env = "HTTP_KEEP_ALIVE_SECS", default_value_t = DEFAULT_KEEP_ALIVE_SECS)]
+    pub keep_alive_secs: u64,
+
+    /// Seconds a client has to send a request's head (a slow client is answered 408).
+    #[arg(long, env = "HTTP_REQUEST_HEAD_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_HEAD_TIMEOUT_SECS)]
+    pub request_head_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's body (a slow client is answered 408).
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", default_value_t = DEFAULT_BODY_TIMEOUT_SECS)]
+    pub body_timeout_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            keep_alive_secs: DEFAULT_KEEP_ALIVE_SECS,
+            request_head_timeout_secs: DEFAULT_REQUEST_HEAD_TIMEOUT_SECS,
+            body_timeout_secs: DEFAULT_BODY_TIMEOUT_SECS,
+        }
+    }
+}
+
+impl HttpSettings {
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_secs)
+    }
+
+    pub fn request_head_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_head_timeout_secs)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
 }
 
 /// Where the database is and how to use it.
@@ -318,6 +370,14 @@ mod tests {
         );
         let s = parse(&[]);
         assert_eq!(s.database.url().unwrap_err().variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn http_defaults_come_from_one_place() {
+        assert_eq!(parse(&[]).http, HttpSettings::default());
+        assert_eq!(HttpSettings::default().keep_alive_secs, 75);
+        let s = parse(&["--keep-alive-secs", "3", "--body-timeout-secs", "4"]);
+        assert_eq!((s.http.keep_alive_secs, s.http.body_timeout_secs), (3, 4));
     }
 
     #[test]

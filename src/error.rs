@@ -74,6 +74,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The client did not send the whole body within HTTP_BODY_TIMEOUT_SECS.
+    #[error("request body timeout")]
+    RequestTimeout,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("authentication required")]
@@ -107,6 +110,7 @@ impl ApiError {
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::InvalidToken { .. } => "invalid_token",
@@ -128,6 +132,7 @@ impl ApiError {
             ApiError::PreconditionFailed => "Precondition failed",
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::PayloadTooLarge => "Payload too large",
+            ApiError::RequestTimeout => "Request timeout",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Unauthenticated => "Authentication required",
             ApiError::InvalidToken { .. } => "Invalid token",
@@ -160,6 +165,7 @@ impl ApiError {
                 "send application/json (or application/merge-patch+json for PATCH)".into()
             }
             ApiError::PayloadTooLarge => "request body exceeds 64 KiB".into(),
+            ApiError::RequestTimeout => "the request body did not arrive in time".into(),
             ApiError::MethodNotAllowed => "this method is not allowed on this resource".into(),
             ApiError::Unauthenticated => "log in, or send a bearer token".into(),
             ApiError::InvalidToken { .. } => "the credential could not be verified".into(),
@@ -199,6 +205,7 @@ impl ResponseError for ApiError {
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthenticated | ApiError::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } | ApiError::CsrfRejected => StatusCode::FORBIDDEN,

@@ -13,6 +13,7 @@ use actix_web::{
 
 use crate::{
     auth::Authenticator,
+    config::HttpSettings,
     error::ApiError,
     routes::{
         self,
@@ -32,6 +33,8 @@ pub struct AppState {
     pub logout: routes::logout::LogoutConfig,
     pub ready_timeout: Duration,
     pub shutdown: ShutdownFlag,
+    /// Keep-alive and read timeouts.
+    pub http: HttpSettings,
 }
 
 /// Drain time when none is configured (tests, dev).
@@ -56,6 +59,7 @@ impl Application {
         drain_secs: u64,
     ) -> anyhow::Result<Application> {
         let port = listener.local_addr()?.port();
+        let http = state.http;
         let server = HttpServer::new(move || {
             let authenticator: Arc<dyn Authenticator> = state.authenticator.clone();
             App::new()
@@ -65,6 +69,7 @@ impl Application {
                 .app_data(web::Data::new(state.logout.clone()))
                 .app_data(web::Data::new(ReadyTimeout(state.ready_timeout)))
                 .app_data(web::Data::new(state.shutdown.clone()))
+                .app_data(web::Data::new(state.http))
                 .app_data(
                     web::JsonConfig::default()
                         .limit(MAX_BODY_BYTES)
@@ -73,6 +78,8 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(routes::no_route))
         })
+        .keep_alive(http.keep_alive())
+        .client_request_timeout(http.request_head_timeout())
         .listen(listener)?
         .disable_signals()
         .shutdown_timeout(drain_secs)

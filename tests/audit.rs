@@ -99,6 +99,11 @@ async fn repair_the_audit_log(db: &TestDb, backend: Backend) {
     .await;
 }
 
+/// The request id the service generated for a response.
+fn request_id(res: &reqwest::Response) -> String {
+    res.headers()["x-request-id"].to_str().unwrap().to_owned()
+}
+
 async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend) {
     let res = app
         .admin(Method::POST, "/v1/players")
@@ -113,6 +118,7 @@ async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+    let create_id = request_id(&res);
     let created: Value = res.json().await.unwrap();
     let id = created["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/players/{id}");
@@ -127,6 +133,7 @@ async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    let update_id = request_id(&res);
 
     let res = app
         .as_role("editor", Method::DELETE, &path)
@@ -135,6 +142,7 @@ async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
+    let delete_id = request_id(&res);
 
     let records = items(app, &[("player_id", id.as_str())]).await;
     assert_eq!(records.len(), 3, "{records:?}");
@@ -144,7 +152,9 @@ async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend
     assert_eq!(create["player_id"], id.as_str());
     assert_eq!(create["actor_kind"], "user");
     assert_eq!(create["actor_id"], "test-admin");
-    assert_eq!(create["request_id"], "req-create-1");
+    // The id of record is the service's own; the client's is kept beside it.
+    assert_eq!(create["request_id"], create_id.as_str());
+    assert_eq!(create["client_request_id"], "req-create-1");
     assert_eq!(create["trace_id"], TRACE_ID);
     assert_eq!(
         create["changes"],
@@ -162,7 +172,9 @@ async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend
 
     assert_eq!(update["action"], "update");
     assert_eq!(update["actor_id"], "test-editor");
-    assert_eq!(update["request_id"], "req-update-1");
+    // The id of record is the service's own; the client's is kept beside it.
+    assert_eq!(update["request_id"], update_id.as_str());
+    assert_eq!(update["client_request_id"], "req-update-1");
     assert_eq!(update["trace_id"], TRACE_ID);
     assert_eq!(
         update["changes"],
@@ -175,7 +187,9 @@ async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend
 
     assert_eq!(delete["action"], "delete");
     assert_eq!(delete["actor_id"], "test-editor");
-    assert_eq!(delete["request_id"], "req-delete-1");
+    // The id of record is the service's own; the client's is kept beside it.
+    assert_eq!(delete["request_id"], delete_id.as_str());
+    assert_eq!(delete["client_request_id"], "req-delete-1");
     assert_eq!(delete["trace_id"], Value::Null);
     assert_eq!(
         delete["changes"]["team"],

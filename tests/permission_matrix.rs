@@ -75,6 +75,7 @@ async fn spawn_app(ids: &Identities) -> (String, tempfile::TempDir) {
             logout: LogoutConfig::default(),
             ready_timeout: std::time::Duration::from_secs(1),
             shutdown: ShutdownFlag::default(),
+            http: Default::default(),
         },
     )
     .unwrap();

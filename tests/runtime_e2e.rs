@@ -62,7 +62,8 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
     let client = http();
     let token = identity.bearer_token("players/read players/write").await;
 
-    // An error: the problem body and the header carry the incoming id.
+    // An error: the problem body and the header carry the id the service generated; the
+    // client's own id is kept beside it.
     let resp = client
         .get(svc.url("/v1/players/not-a-uuid"))
         .bearer_auth(&token)
@@ -72,14 +73,15 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 404);
-    assert_eq!(resp.headers()["x-request-id"], "rid-123");
+    let rid_error = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&rid_error).is_ok(), "{rid_error}");
     assert_eq!(
         resp.headers()["content-type"],
         "application/problem+json",
         "problem body"
     );
     let problem: Value = resp.json().await.unwrap();
-    assert_eq!(problem["request_id"], "rid-123", "{problem}");
+    assert_eq!(problem["request_id"], rid_error.as_str(), "{problem}");
 
     // A success, authenticated by an ALB user header: the principal is the subject.
     let sub = "b0000000-0000-4000-8000-00000000beef";
@@ -100,7 +102,8 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["x-request-id"], "rid-user");
+    let rid_user = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(rid_user, "rid-user");
 
     // An unusable incoming id is replaced, a malformed trace header ignored.
     let resp = client
@@ -117,24 +120,26 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
 
     let lines = svc
         .wait_for_stdout("the access lines of the three requests", |lines| {
-            [&"rid-123".to_owned(), &"rid-user".to_owned(), &fresh_id]
+            [&rid_error, &rid_user, &fresh_id]
                 .iter()
                 .all(|id| !access_lines(lines, id).is_empty())
                 .then(|| lines.to_vec())
         })
         .await;
 
-    // rid-123: every line carries the ids, route and method, and the service principal.
-    let of_error = lines_of(&lines, "rid-123");
+    // The error: every line carries the ids, route and method, and the service principal;
+    // the client's id is beside the id of record.
+    let of_error = lines_of(&lines, &rid_error);
     for line in &of_error {
         assert_eq!(line["trace_id"], TRACE_ID, "{line}");
         assert_eq!(line["route"], "/v1/players/{id}", "{line}");
         assert_eq!(line["method"], "GET", "{line}");
+        assert_eq!(line["client_request_id"], "rid-123", "{line}");
         for field in ["timestamp", "level", "target"] {
             assert!(line[field].is_string(), "{field} missing: {line}");
         }
     }
-    let access = access_lines(&lines, "rid-123");
+    let access = access_lines(&lines, &rid_error);
     assert_eq!(access.len(), 1, "one access line per request: {access:?}");
     let access = access[0];
     assert_eq!(access["status"], 404, "{access}");
@@ -149,14 +154,14 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
     for line in &lines {
         let text = line.to_string();
         if text.contains("rid-123") || text.contains("bd862e3fe1be46a994272793") {
-            assert_eq!(line["request_id"], "rid-123", "{line}");
+            assert_eq!(line["request_id"], rid_error.as_str(), "{line}");
             assert_eq!(line["trace_id"], TRACE_ID, "{line}");
         }
     }
 
     // rid-user: the user's subject, never the email.
-    let of_user = lines_of(&lines, "rid-user");
-    let access = access_lines(&lines, "rid-user");
+    let of_user = lines_of(&lines, &rid_user);
+    let access = access_lines(&lines, &rid_user);
     assert_eq!(access.len(), 1, "{access:?}");
     assert_eq!(access[0]["status"], 200);
     assert_eq!(access[0]["route"], "/v1/me");
@@ -514,7 +519,10 @@ async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero()
 
     let lines = json_lines(&svc.stdout.snapshot());
     for id in ["trickle-early", "trickle-late"] {
-        let access = access_lines(&lines, id);
+        let access: Vec<_> = lines
+            .iter()
+            .filter(|l| l["event"] == "access" && l["client_request_id"] == id)
+            .collect();
         assert_eq!(access.len(), 1, "{id}: {access:?}");
         assert_eq!(access[0]["status"], 201, "{}", access[0]);
     }

@@ -595,6 +595,117 @@ async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> boo
     }
 }
 
+/// Secrets Manager's `createSecret` step: the new version, staged `AWSPENDING` only.
+async fn stage_pending(sm: &aws_sdk_secretsmanager::Client, arn: &str, value: &str) -> String {
+    sm.put_secret_value()
+        .secret_id(arn)
+        .secret_string(value)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap()
+        .version_id
+        .unwrap()
+}
+
+/// Secrets Manager's `finishSecret` step: `AWSCURRENT` moves to `version`.
+async fn finish_rotation(sm: &aws_sdk_secretsmanager::Client, arn: &str, version: &str) {
+    let described = sm.describe_secret().secret_id(arn).send().await.unwrap();
+    let current = described
+        .version_ids_to_stages
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+        .map(|(id, _)| id)
+        .unwrap();
+    sm.update_secret_version_stage()
+        .secret_id(arn)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(version)
+        .remove_from_version_id(current)
+        .send()
+        .await
+        .unwrap();
+    sm.update_secret_version_stage()
+        .secret_id(arn)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(version)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The load: `workers` tasks querying through the refresher's retry until stopped, counting
+/// the successes per database user they ran as and keeping every failure.
+struct Load {
+    ok: Arc<AtomicU64>,
+    users: Arc<Mutex<std::collections::HashMap<String, u64>>>,
+    failed: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(pool: &sqlx::PgPool, refresher: &CredentialRefresher, workers: usize) -> Load {
+        let mut load = Load {
+            ok: Arc::default(),
+            users: Arc::default(),
+            failed: Arc::default(),
+            stop: Arc::default(),
+            workers: Vec::new(),
+        };
+        for _ in 0..workers {
+            let (pool, refresher) = (pool.clone(), refresher.clone());
+            let (ok, users, failed, stop) = (
+                load.ok.clone(),
+                load.users.clone(),
+                load.failed.clone(),
+                load.stop.clone(),
+            );
+            load.workers.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let res = refresher
+                        .with_auth_retry(|| {
+                            let pool = pool.clone();
+                            async move {
+                                sqlx::query_scalar::<_, String>("select current_user::text")
+                                    .fetch_one(&pool)
+                                    .await
+                            }
+                        })
+                        .await;
+                    match res {
+                        Ok(user) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            *users.lock().unwrap().entry(user).or_default() += 1;
+                        }
+                        Err(e) => failed.lock().unwrap().push(e.to_string()),
+                    }
+                }
+            }));
+        }
+        load
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    fn served_as(&self, user: &str) -> u64 {
+        self.users.lock().unwrap().get(user).copied().unwrap_or(0)
+    }
+
+    async fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            w.await.unwrap();
+        }
+        self.failed.lock().unwrap().clone()
+    }
+}
+
+/// Rotation as Secrets Manager runs it, under load: every step is awaited as a condition, never
+/// as a time, so the outcome does not depend on how busy the machine is.
 #[tokio::test(flavor = "current_thread")]
 async fn rotation_under_load_drops_no_request() {
     let logs = LogBuf::default();
@@ -613,10 +724,11 @@ async fn rotation_under_load_drops_no_request() {
         )
         .await
         .expect("superuser connects with its password");
-    sqlx::query("create role players_app login password 'Rotating-Pw-1'")
-        .execute(&admin)
-        .await
-        .unwrap();
+    let sql = |statement: &'static str| {
+        let admin = admin.clone();
+        async move { sqlx::query(statement).execute(&admin).await.unwrap() }
+    };
+    sql("create role players_app login password 'Rotating-Pw-1'").await;
     // The cluster really checks passwords.
     let wrong = PgPoolOptions::new()
         .max_connections(1)
@@ -648,103 +760,93 @@ async fn rotation_under_load_drops_no_request() {
         .await
         .unwrap();
     let refresher = CredentialRefresher::with_timing(
-        client,
+        client.clone(),
         arn.clone(),
         pool.clone(),
         pg.base(),
         creds,
         RefreshTiming {
-            fetch_deadline: Duration::from_secs(5),
-            rotation_wait: Duration::from_secs(5),
+            fetch_deadline: Duration::from_secs(10),
+            rotation_wait: Duration::from_secs(20),
             poll_interval: Duration::from_millis(50),
         },
     );
+    let load = Load::start(&pool, &refresher, 4);
+    let patience = Duration::from_secs(60);
+    wait_until("steady traffic", patience, || load.ok() >= 50).await;
 
-    let ok = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut workers = Vec::new();
-    for _ in 0..4 {
-        let (pool, refresher, ok, failed, stop) = (
-            pool.clone(),
-            refresher.clone(),
-            ok.clone(),
-            failed.clone(),
-            stop.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let res = refresher
-                    .with_auth_retry(|| {
-                        let pool = pool.clone();
-                        async move {
-                            sqlx::query_scalar::<_, i32>("select 1")
-                                .fetch_one(&pool)
-                                .await
-                        }
-                    })
-                    .await;
-                match res {
-                    Ok(1) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => failed.lock().unwrap().push(format!("{other:?}")),
-                }
-            }
-        }));
-    }
-
-    // 1. Rotation as RDS does it: the password changes first, the secret a moment later.
-    wait_until("steady traffic", Duration::from_secs(30), || {
-        ok.load(Ordering::Relaxed) >= 50
-    })
-    .await;
-    sqlx::query("alter role players_app password 'Rotating-Pw-2'")
-        .execute(&admin)
-        .await
-        .unwrap();
-    sm.put_secret_value()
-        .secret_id(&arn)
-        .secret_string(r#"{"username":"players_app","password":"Rotating-Pw-2"}"#)
-        .send()
-        .await
-        .unwrap();
-    let before = ok.load(Ordering::Relaxed);
-    wait_until(
-        "the refresher to pick up the new password",
-        Duration::from_secs(30),
-        || refresher.generation() == 1 && ok.load(Ordering::Relaxed) >= before + 100,
+    // 1. Single user: between setSecret and finishSecret the database refuses AWSCURRENT's
+    //    password, and the new one is only in AWSPENDING.
+    let v2 = stage_pending(
+        &sm,
+        &arn,
+        r#"{"username":"players_app","password":"Rotating-Pw-2"}"#,
     )
     .await;
-    assert!(
-        refresher.fetches() >= 1,
-        "the 28P01 path re-read the secret"
-    );
-
-    // 2. A scheduled refresh picks up the next rotation before any log-in fails.
-    let schedule = refresher.spawn_schedule(Duration::from_millis(100));
-    sm.put_secret_value()
-        .secret_id(&arn)
-        .secret_string(r#"{"username":"players_app","password":"Rotating-Pw-3"}"#)
-        .send()
-        .await
-        .unwrap();
-    sqlx::query("alter role players_app password 'Rotating-Pw-3'")
-        .execute(&admin)
-        .await
-        .unwrap();
-    let before = ok.load(Ordering::Relaxed);
-    wait_until("the scheduled refresh", Duration::from_secs(30), || {
-        refresher.generation() == 2 && ok.load(Ordering::Relaxed) >= before + 100
+    sql("alter role players_app password 'Rotating-Pw-2'").await;
+    let before = load.ok();
+    wait_until("the pool to take AWSPENDING", patience, || {
+        refresher.generation() == 1 && load.ok() >= before + 100
     })
+    .await;
+    let still_current = client
+        .db_credentials(&arn, "DB_SECRET_ARN", Instant::now() + patience)
+        .await
+        .unwrap();
+    assert_eq!(
+        still_current.password.expose_secret(),
+        "Rotating-Pw-1",
+        "AWSCURRENT had not moved: the window was real"
+    );
+    // Scheduled re-reads during the window do not go back to the refused password.
+    let schedule = refresher.spawn_schedule(Duration::from_millis(100));
+    let fetches = refresher.fetches();
+    wait_until("three scheduled re-reads", patience, || {
+        refresher.fetches() >= fetches + 3
+    })
+    .await;
+    assert_eq!(refresher.generation(), 1, "went back to a refused password");
+    finish_rotation(&sm, &arn, &v2).await;
+    let (fetches, before) = (refresher.fetches(), load.ok());
+    wait_until("re-reads after finishSecret", patience, || {
+        refresher.fetches() >= fetches + 3 && load.ok() >= before + 100
+    })
+    .await;
+    assert_eq!(refresher.generation(), 1, "AWSCURRENT is what the pool has");
+
+    // 2. Alternating users: the clone user gets its password while the current one still
+    //    works; the pool follows the username when AWSCURRENT moves.
+    let v3 = stage_pending(
+        &sm,
+        &arn,
+        r#"{"username":"players_app_clone","password":"Rotating-Pw-3"}"#,
+    )
+    .await;
+    sql("create role players_app_clone login password 'Rotating-Pw-3' in role players_app").await;
+    finish_rotation(&sm, &arn, &v3).await;
+    wait_until("the pool to log in as the clone user", patience, || {
+        refresher.generation() == 2 && load.served_as("players_app_clone") >= 50
+    })
+    .await;
+    // The next rotation changes the other user's password, then moves back to it.
+    let v4 = stage_pending(
+        &sm,
+        &arn,
+        r#"{"username":"players_app","password":"Rotating-Pw-4"}"#,
+    )
+    .await;
+    sql("alter role players_app password 'Rotating-Pw-4'").await;
+    let served = load.served_as("players_app");
+    finish_rotation(&sm, &arn, &v4).await;
+    wait_until(
+        "the pool to log in as the first user again",
+        patience,
+        || refresher.generation() == 3 && load.served_as("players_app") >= served + 50,
+    )
     .await;
     schedule.abort();
 
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.await.unwrap();
-    }
-    let failed = failed.lock().unwrap().clone();
+    let failed = load.stop().await;
     assert!(
         failed.is_empty(),
         "{} failed requests: {:?}",
@@ -757,6 +859,7 @@ async fn rotation_under_load_drops_no_request() {
         "Rotating-Pw-1",
         "Rotating-Pw-2",
         "Rotating-Pw-3",
+        "Rotating-Pw-4",
         SUPERUSER_PW,
     ]);
 }

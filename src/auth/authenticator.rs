@@ -5,19 +5,23 @@
 //! 2. Every credential present is verified. An invalid one fails the request (401) even if
 //!    another valid credential is present: an invalid bearer token next to a valid ALB header
 //!    is refused, and vice versa.
-//! 3. A request carrying BOTH a valid ALB header and a valid bearer token is refused (401,
-//!    reason `multiple_credentials`): a browser session and a service identity are never
-//!    merged, and neither silently wins. (The ALB adds `x-amzn-oidc-data` only on its OIDC
-//!    rule; service traffic is routed past that rule by `Authorization: Bearer *`.)
+//! 3. A request carrying BOTH `Authorization` and `x-amzn-oidc-data` is refused (401, reason
+//!    `multiple_credentials`) before anything is verified: a browser session and a service
+//!    identity are never merged, neither silently wins, and junk headers next to a valid
+//!    token cannot spend the key-fetch budget that browser users depend on. (The ALB adds
+//!    `x-amzn-oidc-data` only on its OIDC rule; service traffic is routed past that rule by
+//!    `Authorization: Bearer *`.)
 //! 4. A credential kind that is not configured counts as invalid, not as absent.
 //! 5. ALB-authenticated requests with an unsafe method must be same-origin: `Origin` in
 //!    `AUTH_PUBLIC_ORIGINS`, or no `Origin` and `Sec-Fetch-Site: same-origin`; otherwise
 //!    `csrf_rejected`. Bearer requests are exempt (no ambient cookie).
-//! 6. With `ALB_GROUPS_SOURCE` `accesstoken`/`both` (and `ALB_ISSUER` + `ALB_CLIENT_ID`), a
-//!    present `x-amzn-oidc-accesstoken` is verified like a bearer token against the ALB IdP's
-//!    JWKS, must be issued to `ALB_CLIENT_ID` (failure → 401) and must be about the same `sub`
-//!    as the user claims; its groups claim is then used. With `userinfo` the access token is
-//!    not read at all (some IdPs issue opaque ones).
+//! 6. With `ALB_GROUPS_SOURCE` `accesstoken`/`both`, `x-amzn-oidc-accesstoken` is verified by
+//!    its own verifier, never by the service-bearer one: `ALB_ISSUER`'s JWKS, `token_use`
+//!    `access` when present, `client_id` equal to `ALB_CLIENT_ID` (the browser client, which
+//!    `BEARER_CLIENT_IDS` does not list), and the same `sub` as the user claims; any failure is
+//!    a 401. Its groups claim is then used; without the header there are none. With
+//!    `userinfo` it is not read at all (some IdPs issue opaque ones). This is how Cognito
+//!    works: its userinfo has no groups.
 
 use std::sync::Arc;
 
@@ -93,8 +97,8 @@ impl IdentityAuthenticator {
         })
     }
 
-    /// Groups are also read from `x-amzn-oidc-accesstoken`, verified with `verifier` (when the
-    /// groups source is `accesstoken` or `both`).
+    /// The verifier of `x-amzn-oidc-accesstoken` (groups source `accesstoken` or `both`):
+    /// `ALB_ISSUER`'s JWKS and `ALB_CLIENT_ID`, independent of the service-bearer verifier.
     pub fn with_access_token_verifier(mut self, verifier: Arc<BearerVerifier>) -> Self {
         self.access_token = Some(verifier);
         self
@@ -165,20 +169,8 @@ impl IdentityAuthenticator {
         if matches!(
             self.groups_source,
             GroupsSource::Accesstoken | GroupsSource::Both
-        ) && let Some(bearer) = &self.bearer
-            && let Some(at) = req.headers().get(ALB_ACCESS_TOKEN_HEADER)
-        {
-            let at = at
-                .to_str()
-                .map_err(|_| invalid(Scheme::Alb, "access_token_malformed"))?;
-            let at_claims = bearer
-                .verify(at)
-                .await
-                .map_err(|e| invalid(Scheme::Alb, &format!("access_token_{}", e.reason())))?;
-            if at_claims.subject() != Some(subject.as_str()) {
-                return Err(invalid(Scheme::Alb, "access_token_subject_mismatch"));
-            }
-            for g in at_claims.string_list(&self.groups_claim) {
+        ) {
+            for g in self.access_token_groups(req, &subject).await? {
                 if !groups.contains(&g) {
                     groups.push(g);
                 }
@@ -193,6 +185,33 @@ impl IdentityAuthenticator {
             groups,
             scopes: Vec::new(),
         })
+    }
+
+    /// The groups of the verified `x-amzn-oidc-accesstoken`, which must be about `subject`.
+    async fn access_token_groups(
+        &self,
+        req: &HttpRequest,
+        subject: &str,
+    ) -> Result<Vec<String>, AuthError> {
+        // The ALB always forwards it; without it there are no groups to grant anything.
+        let Some(header) = req.headers().get(ALB_ACCESS_TOKEN_HEADER) else {
+            return Ok(Vec::new());
+        };
+        let verifier = self
+            .access_token
+            .as_ref()
+            .ok_or_else(|| invalid(Scheme::Alb, "access_token_not_configured"))?;
+        let token = header
+            .to_str()
+            .map_err(|_| invalid(Scheme::Alb, "access_token_malformed"))?;
+        let claims = verifier
+            .verify(token)
+            .await
+            .map_err(|e| invalid(Scheme::Alb, &format!("access_token_{}", e.reason())))?;
+        if claims.subject() != Some(subject) {
+            return Err(invalid(Scheme::Alb, "access_token_subject_mismatch"));
+        }
+        Ok(claims.string_list(&self.groups_claim))
     }
 
     fn check_same_origin(&self, req: &HttpRequest) -> Result<(), AuthError> {
@@ -244,19 +263,12 @@ impl Authenticator for IdentityAuthenticator {
             return Err(invalid(Scheme::Alb, "multiple_credentials"));
         }
 
-        let bearer = match bearer_header {
-            Some(v) => Some(self.bearer_principal(v.as_bytes()).await?),
-            None => None,
-        };
-        let alb = match alb_header {
-            Some(v) => Some(self.alb_principal(req, v.as_bytes()).await?),
-            None => None,
-        };
-        match (alb, bearer) {
+        match (alb_header, bearer_header) {
             (None, None) => Err(AuthError::Missing),
             (Some(_), Some(_)) => Err(invalid(Scheme::Bearer, "multiple_credentials")),
-            (None, Some(service)) => Ok(service),
-            (Some(user), None) => {
+            (None, Some(v)) => self.bearer_principal(v.as_bytes()).await,
+            (Some(v), None) => {
+                let user = self.alb_principal(req, v.as_bytes()).await?;
                 self.check_same_origin(req)?;
                 Ok(user)
             }

@@ -4,8 +4,8 @@
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `ALB_SIGNER_ARNS` | unset | comma list of ALB ARNs allowed to sign `x-amzn-oidc-data`; setting it enables ALB auth |
-//! | `ALB_ISSUER` | unset (warned) | expected `iss` of the user claims |
-//! | `ALB_CLIENT_ID` | unset (warned) | expected `client` in the header |
+//! | `ALB_ISSUER` | required with ALB auth | expected `iss` of the user claims and of the ALB's access token; `unchecked` opts out |
+//! | `ALB_CLIENT_ID` | required with ALB auth | expected `client` in the header and `client_id` of the ALB's access token (the browser client); `unchecked` opts out |
 //! | `ALB_KEY_ENDPOINT` | from the ARN's partition/region | public-key endpoint override (China, tests, local ALB) |
 //! | `ALB_EXP_SKEW_SECS` | 60 | clock skew tolerated after `exp` |
 //! | `ALB_GROUPS_SOURCE` | both | where user groups come from: `userinfo` (x-amzn-oidc-data), `accesstoken` (x-amzn-oidc-accesstoken, verified against `ALB_ISSUER`'s JWKS and required to be issued to `ALB_CLIENT_ID`), `both` (union; the access token part needs `ALB_ISSUER` and `ALB_CLIENT_ID`) |
@@ -146,11 +146,15 @@ pub enum AuthConfigError {
     #[error("AUTH_GROUP_PERMISSIONS / AUTH_SCOPE_PERMISSIONS: {0}")]
     Mapping(#[from] MappingError),
     #[error(
-        "ALB_GROUPS_SOURCE=accesstoken needs ALB_ISSUER and ALB_CLIENT_ID (x-amzn-oidc-accesstoken is verified against that issuer's JWKS and must be issued to that client)"
+        "ALB_GROUPS_SOURCE=accesstoken needs ALB_ISSUER and ALB_CLIENT_ID, not `unchecked` (x-amzn-oidc-accesstoken is verified against that issuer's JWKS and must be issued to that client)"
     )]
     AccessTokenNeedsIssuer,
     #[error("AUTH_PUBLIC_ORIGINS: {0:?} is not an origin (scheme://host[:port], no path)")]
     BadOrigin(String),
+    #[error(
+        "{0} is required when ALB authentication is on (ALB_SIGNER_ARNS is set): set it to the IdP's {1}, or to `unchecked` to accept any (not recommended)"
+    )]
+    AlbIdentityRequired(&'static str, &'static str),
 }
 
 impl AuthConfigError {
@@ -164,7 +168,24 @@ impl AuthConfigError {
             AuthConfigError::Mapping(_) => "AUTH_GROUP_PERMISSIONS",
             AuthConfigError::AccessTokenNeedsIssuer => "ALB_GROUPS_SOURCE",
             AuthConfigError::BadOrigin(_) => "AUTH_PUBLIC_ORIGINS",
+            AuthConfigError::AlbIdentityRequired(variable, _) => variable,
         }
+    }
+}
+
+/// The value of `ALB_ISSUER` / `ALB_CLIENT_ID` that explicitly turns that check off.
+pub const UNCHECKED: &str = "unchecked";
+
+/// A required identity value: `Some(value)`, or `None` for the explicit opt-out.
+fn required(
+    value: &Option<String>,
+    variable: &'static str,
+    what: &'static str,
+) -> Result<Option<String>, AuthConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") => Err(AuthConfigError::AlbIdentityRequired(variable, what)),
+        Some(UNCHECKED) => Ok(None),
+        Some(v) => Ok(Some(v.to_owned())),
     }
 }
 
@@ -251,8 +272,8 @@ impl AuthSettings {
             .map(SignerArn::parse)
             .collect::<Result<Vec<_>, _>>()?;
         let mut config = AlbVerifierConfig::new(signers);
-        config.issuer = self.alb_issuer.clone().filter(|s| !s.is_empty());
-        config.client_id = self.alb_client_id.clone().filter(|s| !s.is_empty());
+        config.issuer = required(&self.alb_issuer, "ALB_ISSUER", "issuer URL")?;
+        config.client_id = required(&self.alb_client_id, "ALB_CLIENT_ID", "browser client id")?;
         config.key_endpoint = self.alb_key_endpoint.clone().filter(|s| !s.is_empty());
         config.exp_skew = Duration::from_secs(self.alb_exp_skew_secs);
         if self.alb_groups_source == GroupsSource::Accesstoken && !self.access_token_checkable() {
@@ -262,8 +283,11 @@ impl AuthSettings {
     }
 
     fn access_token_checkable(&self) -> bool {
-        self.alb_issuer.as_deref().is_some_and(|s| !s.is_empty())
-            && self.alb_client_id.as_deref().is_some_and(|s| !s.is_empty())
+        let checked = |v: &Option<String>| {
+            v.as_deref()
+                .is_some_and(|s| !s.trim().is_empty() && s != UNCHECKED)
+        };
+        checked(&self.alb_issuer) && checked(&self.alb_client_id)
     }
 
     /// The verifier of `x-amzn-oidc-accesstoken` (groups source `accesstoken`/`both`): a bearer
@@ -315,12 +339,14 @@ impl AuthSettings {
     /// Start-up warnings for settings that are legal but weaker than they should be.
     pub fn warn_weak_settings(&self) {
         if self.alb_enabled() {
-            if self.alb_issuer.as_deref().unwrap_or("").is_empty() {
-                tracing::warn!("ALB_ISSUER is unset: the issuer of ALB user claims is not checked");
-            }
-            if self.alb_client_id.as_deref().unwrap_or("").is_empty() {
+            if self.alb_issuer.as_deref() == Some(UNCHECKED) {
                 tracing::warn!(
-                    "ALB_CLIENT_ID is unset: the IdP client of ALB user claims is not checked"
+                    "ALB_ISSUER=unchecked: the issuer of ALB user claims is not checked"
+                );
+            }
+            if self.alb_client_id.as_deref() == Some(UNCHECKED) {
+                tracing::warn!(
+                    "ALB_CLIENT_ID=unchecked: the IdP client of ALB user claims is not checked"
                 );
             }
             if self.auth_public_origins.is_empty() {
@@ -330,7 +356,7 @@ impl AuthSettings {
             }
             if self.alb_groups_source == GroupsSource::Both && !self.access_token_checkable() {
                 tracing::warn!(
-                    "ALB_GROUPS_SOURCE=both without ALB_ISSUER and ALB_CLIENT_ID: groups are read from x-amzn-oidc-data only"
+                    "ALB_GROUPS_SOURCE=both with ALB_ISSUER or ALB_CLIENT_ID unchecked: groups are read from x-amzn-oidc-data only"
                 );
             }
         }
@@ -385,11 +411,27 @@ mod tests {
         assert!(err.to_string().contains("BEARER_ISSUER"), "{err}");
     }
 
+    fn alb_only(extra: &[&str]) -> AuthSettings {
+        let mut argv = vec!["x", "--alb-signer-arns", ARN];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).auth
+    }
+
     #[test]
     fn alb_only_is_fine_and_bad_arns_are_named() {
-        let s = Cli::parse_from(["x", "--alb-signer-arns", ARN]).auth;
-        s.validate().unwrap();
-        let s = Cli::parse_from(["x", "--alb-signer-arns", "arn:aws:s3:::b"]).auth;
+        alb_only(&["--alb-issuer", "https://idp", "--alb-client-id", "browser"])
+            .validate()
+            .unwrap();
+        let s = Cli::parse_from([
+            "x",
+            "--alb-signer-arns",
+            "arn:aws:s3:::b",
+            "--alb-issuer",
+            "https://idp",
+            "--alb-client-id",
+            "browser",
+        ])
+        .auth;
         assert!(
             s.validate()
                 .unwrap_err()
@@ -438,26 +480,48 @@ mod tests {
         assert_eq!(at.client_ids, ["browser"]);
         assert_eq!(at.jwks_url(), "https://idp/.well-known/jwks.json");
         // userinfo: the access token is not read.
-        let s = Cli::parse_from([
-            "x",
-            "--alb-signer-arns",
-            ARN,
+        let s = alb_only(&[
+            "--alb-issuer",
+            "https://idp",
+            "--alb-client-id",
+            "browser",
             "--alb-groups-source",
             "userinfo",
-        ])
-        .auth;
+        ]);
         assert!(s.build_access_token_config().unwrap().is_none());
-        // accesstoken without the issuer/client to check it against: refused at start-up.
-        let s = Cli::parse_from([
-            "x",
-            "--alb-signer-arns",
-            ARN,
+    }
+
+    #[test]
+    fn alb_issuer_and_client_are_required_unless_explicitly_unchecked() {
+        let err = alb_only(&["--alb-client-id", "browser"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.variable(), "ALB_ISSUER");
+        assert!(err.to_string().contains("unchecked"), "{err}");
+        let err = alb_only(&["--alb-issuer", "https://idp"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.variable(), "ALB_CLIENT_ID");
+        let err = alb_only(&["--alb-issuer", " ", "--alb-client-id", "b"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.variable(), "ALB_ISSUER");
+
+        let s = alb_only(&["--alb-issuer", "unchecked", "--alb-client-id", "unchecked"]);
+        let config = s.build_alb_config().unwrap().unwrap();
+        assert_eq!((config.issuer, config.client_id), (None, None));
+        // Nothing to check the access token against: `both` falls back to userinfo...
+        assert!(s.build_access_token_config().unwrap().is_none());
+        // ...and `accesstoken` refuses to start.
+        let s = alb_only(&[
+            "--alb-issuer",
+            "unchecked",
+            "--alb-client-id",
+            "browser",
             "--alb-groups-source",
             "accesstoken",
-        ])
-        .auth;
-        let err = s.validate().unwrap_err();
-        assert_eq!(err.variable(), "ALB_GROUPS_SOURCE");
+        ]);
+        assert_eq!(s.validate().unwrap_err().variable(), "ALB_GROUPS_SOURCE");
     }
 
     #[test]

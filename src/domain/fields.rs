@@ -3,11 +3,14 @@
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use utoipa::ToSchema;
 
 use crate::error::FieldError;
 
-/// A trimmed text of 1..=`max` characters with no control characters.
+/// A trimmed text of 1..=`max` characters with no control characters and no format
+/// characters (Unicode category Cf: bidi overrides and isolates, zero-width spaces and joiners,
+/// soft hyphens), which make two different values look the same or reorder what is displayed.
 fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
@@ -25,6 +28,16 @@ fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError
             field,
             "control_character",
             "must not contain control characters",
+        ));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.general_category() == GeneralCategory::Format)
+    {
+        return Err(FieldError::new(
+            field,
+            "format_character",
+            "must not contain invisible format characters (bidi controls, zero-width spaces)",
         ));
     }
     Ok(trimmed.to_owned())
@@ -195,6 +208,25 @@ mod tests {
             PlayerName::parse("a\nb").unwrap_err().code,
             "control_character"
         );
+        // Bidi override, bidi isolate, zero-width space, word joiner, BOM, soft hyphen.
+        for c in [
+            '\u{202E}', '\u{2066}', '\u{200B}', '\u{2060}', '\u{FEFF}', '\u{AD}',
+        ] {
+            let name = format!("Ada{c}Hegerberg");
+            assert_eq!(
+                PlayerName::parse(&name).unwrap_err().code,
+                "format_character",
+                "{c:?}"
+            );
+            assert_eq!(
+                TeamName::parse(&name).unwrap_err().code,
+                "format_character",
+                "{c:?}"
+            );
+        }
+        // Letters and marks of any script stay valid.
+        assert!(PlayerName::parse("Søren Kierkegård-Ødegaard").is_ok());
+        assert!(PlayerName::parse("Nguyễn Công Phượng").is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, audit, health, logout, me, players};
+use super::{admin, app, audit, health, logout, me, players};
 use crate::{
     domain::{Player, PlayerInput, Position},
     error::{FieldError, Problem},
@@ -30,6 +30,7 @@ use crate::{
         players::get_player,
         players::update_player,
         players::delete_player,
+        app::countries,
         health::health,
         health::ready,
         openapi_json,
@@ -45,6 +46,7 @@ use crate::{
         Problem,
         FieldError,
         players::PlayerPage,
+        app::CountryEntry,
         me::Me,
         audit::AuditPageBody,
         AuditRecord,

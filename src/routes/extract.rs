@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{config::HttpSettings, error::ApiError};
 
 /// Request bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -47,17 +47,28 @@ pub async fn json_body(
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest {
-            code: "invalid_body",
-            detail: format!("could not read the request body: {e}"),
-        })?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge);
+    let body_timeout = req.app_data::<web::Data<HttpSettings>>().map_or_else(
+        || HttpSettings::default().body_timeout(),
+        |s| s.body_timeout(),
+    );
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| ApiError::BadRequest {
+                code: "invalid_body",
+                detail: format!("could not read the request body: {e}"),
+            })?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
+        Ok(body)
+    };
+    // A client that trickles its body cannot hold the request open indefinitely.
+    let body = tokio::time::timeout(body_timeout, read)
+        .await
+        .map_err(|_| ApiError::RequestTimeout)??;
     serde_json::from_slice(&body).map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 

@@ -3,6 +3,7 @@
 //! compare it with the router and the OpenAPI document.
 
 pub mod admin;
+pub mod app;
 pub mod audit;
 pub mod docs;
 pub mod extract;
@@ -27,7 +28,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(me::configure)
         .configure(admin::configure)
         .configure(audit::configure)
-        .configure(logout::configure);
+        .configure(logout::configure)
+        .configure(app::configure);
 }
 
 fn query_error(e: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
@@ -100,6 +102,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route(&Method::PATCH, "/v1/players/{id}", Some(PlayersWrite)),
     route(&Method::DELETE, "/v1/players/{id}", Some(PlayersDelete)),
     authenticated(&Method::GET, "/v1/me"),
+    authenticated(&Method::GET, "/v1/countries"),
     route(&Method::GET, "/v1/admin/routes", Some(Admin)),
     route(&Method::GET, "/v1/admin/audit", Some(Admin)),
     route(&Method::GET, "/logout", None),

@@ -68,6 +68,7 @@ fn audit_context(req: &HttpRequest, principal: &Principal) -> AuditContext {
         actor: principal.actor(),
         request_id: crate::telemetry::current_request_id(),
         trace_id: crate::telemetry::trace_id_from_request(req.headers()),
+        client_request_id: crate::telemetry::current_client_request_id(),
     }
 }
 
@@ -524,6 +525,7 @@ mod tests {
             },
             request_id: "r-1".into(),
             trace_id: None,
+            client_request_id: None,
         };
         tracing::subscriber::with_default(subscriber, || {
             log_audit(

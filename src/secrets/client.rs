@@ -100,6 +100,11 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The staging label of the version in use (Secrets Manager's default, named explicitly).
+pub const AWSCURRENT: &str = "AWSCURRENT";
+/// The staging label of a rotation's new version until `finishSecret` makes it current.
+pub const AWSPENDING: &str = "AWSPENDING";
+
 /// A Secrets Manager client whose retries are ours (bounded, backed off, deadline-aware).
 #[derive(Clone, Debug)]
 pub struct SecretsClient {
@@ -150,8 +155,29 @@ impl SecretsClient {
         setting: &'static str,
         deadline: Instant,
     ) -> Result<DbCredentials, SecretError> {
-        let raw = self.secret_string(secret_id, setting, deadline).await?;
+        let raw = self
+            .secret_string(secret_id, setting, None, deadline)
+            .await?;
         parse_db_credentials(raw.expose_secret(), secret_id, setting)
+    }
+
+    /// The version of the database secret staged `AWSPENDING`, if there is one: during a
+    /// rotation, the new password is set in the database (`setSecret`) before `AWSCURRENT`
+    /// moves to it (`finishSecret`), and until then it is only in this version.
+    pub async fn pending_db_credentials(
+        &self,
+        secret_id: &str,
+        setting: &'static str,
+        deadline: Instant,
+    ) -> Result<Option<DbCredentials>, SecretError> {
+        match self
+            .secret_string(secret_id, setting, Some(AWSPENDING), deadline)
+            .await
+        {
+            Ok(raw) => parse_db_credentials(raw.expose_secret(), secret_id, setting).map(Some),
+            Err(SecretError::Aws { code, .. }) if code == "ResourceNotFoundException" => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The optional settings secret: a JSON object of string (or number/boolean) values.
@@ -161,15 +187,19 @@ impl SecretsClient {
         setting: &'static str,
         deadline: Instant,
     ) -> Result<AppSecrets, SecretError> {
-        let raw = self.secret_string(secret_id, setting, deadline).await?;
+        let raw = self
+            .secret_string(secret_id, setting, None, deadline)
+            .await?;
         parse_app_secrets(raw.expose_secret(), secret_id, setting)
     }
 
+    /// The secret's string at `stage` (`AWSCURRENT` when `None`).
     #[tracing::instrument(name = "secretsmanager.get_secret_value", skip(self, deadline), fields(secret_id = %secret_id))]
     async fn secret_string(
         &self,
         secret_id: &str,
         setting: &'static str,
+        stage: Option<&str>,
         deadline: Instant,
     ) -> Result<SecretString, SecretError> {
         let started = Instant::now();
@@ -177,7 +207,12 @@ impl SecretsClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let call = self.client.get_secret_value().secret_id(secret_id).send();
+            let call = self
+                .client
+                .get_secret_value()
+                .secret_id(secret_id)
+                .version_stage(stage.unwrap_or(AWSCURRENT))
+                .send();
             let failure = match tokio::time::timeout_at(deadline, call).await {
                 Ok(Ok(out)) => {
                     return match out.secret_string {

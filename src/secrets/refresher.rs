@@ -1,19 +1,27 @@
 //! Following the rotation of the database secret without a restart.
 //!
-//! RDS rotates its managed secret every 7 days: the role's password changes, then the secret
-//! does. Connections already open keep working (PostgreSQL checks passwords only at log-in),
-//! so only new connections fail, with SQLSTATE 28P01. The refresher then re-reads the secret
-//! (also on a schedule) and hands the pool the new credentials with `set_connect_options`,
-//! which affects only connections opened afterwards: requests in flight are untouched.
+//! Secrets Manager rotates in steps: `createSecret` stores the new version as `AWSPENDING`,
+//! `setSecret` changes the password in the database, `finishSecret` moves `AWSCURRENT` to the
+//! new version. Between the last two, the database refuses the current version's password
+//! and the new one is only in `AWSPENDING`. Connections already open keep working (PostgreSQL
+//! checks passwords only at log-in), so only new connections fail, with SQLSTATE 28P01.
+//!
+//! On a 28P01 the refresher re-reads `AWSCURRENT`; if it has not moved, it tries `AWSPENDING`
+//! with one test log-in; it repeats that, within a bounded wait, until the database accepts
+//! one. Concurrent callers share one attempt. The credentials (username and password, so the
+//! alternating-users strategy works too) go to the pool with `set_connect_options`, which
+//! affects only connections opened afterwards: requests in flight are untouched. A scheduled
+//! re-read (`SECRET_REFRESH_INTERVAL_SECS`) follows rotations before any log-in fails; it
+//! never goes back to credentials the database has already refused.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, Postgres};
+use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::time::Instant;
 
 use super::{DbCredentials, SecretError, SecretsClient};
@@ -29,8 +37,8 @@ pub fn is_auth_failure(e: &sqlx::Error) -> bool {
 pub struct RefreshTiming {
     /// Deadline of one re-read of the secret, retries included.
     pub fetch_deadline: Duration,
-    /// After a 28P01, how long to keep re-reading an unchanged secret: during a rotation the
-    /// password changes moments before the secret does.
+    /// After a 28P01, how long to keep looking for credentials the database accepts (the
+    /// request waits that long at most).
     pub rotation_wait: Duration,
     /// Pause between such re-reads.
     pub poll_interval: Duration,
@@ -52,7 +60,7 @@ struct Inner {
     pool: PgPool,
     base: PgConnectOptions,
     timing: RefreshTiming,
-    current: Mutex<DbCredentials>,
+    current: Mutex<Credentials>,
     /// Bumped whenever the pool gets new credentials.
     generation: AtomicU64,
     /// Bumped after every completed fetch; lets waiters reuse a fetch that ran while they
@@ -60,6 +68,13 @@ struct Inner {
     fetches: AtomicU64,
     /// Held during a fetch: one fetch in flight, whatever the number of callers.
     in_flight: tokio::sync::Mutex<()>,
+}
+
+/// What the pool uses, and what the database refused last (a scheduled re-read of a secret
+/// whose `AWSCURRENT` has not moved yet must not go back to it).
+struct Credentials {
+    applied: DbCredentials,
+    refused: Option<DbCredentials>,
 }
 
 /// Cheap to clone; all clones share one state.
@@ -103,7 +118,10 @@ impl CredentialRefresher {
                 pool,
                 base,
                 timing,
-                current: Mutex::new(initial),
+                current: Mutex::new(Credentials {
+                    applied: initial,
+                    refused: None,
+                }),
                 generation: AtomicU64::new(0),
                 fetches: AtomicU64::new(0),
                 in_flight: tokio::sync::Mutex::new(()),
@@ -152,27 +170,97 @@ impl CredentialRefresher {
             }
         };
         metrics::incr(Counter::SecretRefreshes);
-        let mut current = self
-            .inner
-            .current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if *current != creds {
-            self.inner
-                .pool
-                .set_connect_options(creds.apply_to(&self.inner.base));
-            *current = creds;
-            self.inner.generation.fetch_add(1, Ordering::AcqRel);
-            tracing::info!(
-                secret_id = %self.inner.secret_id,
-                "database credentials changed; new connections use them"
-            );
+        let mut current = self.lock_current();
+        if current.refused.as_ref() == Some(&creds) {
+            // AWSCURRENT still holds what the database refused: the rotation has not finished.
+            return Ok(());
+        }
+        current.refused = None;
+        if current.applied != creds {
+            self.apply(&mut current, creds, "AWSCURRENT");
         }
         Ok(())
     }
 
-    /// After a 28P01 on a connection opened with generation `seen`: re-read until the
-    /// credentials differ from those (bounded by `rotation_wait`). `true` if they changed.
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Credentials> {
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn apply(&self, current: &mut Credentials, creds: DbCredentials, stage: &'static str) {
+        self.inner
+            .pool
+            .set_connect_options(creds.apply_to(&self.inner.base));
+        current.applied = creds;
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(
+            secret_id = %self.inner.secret_id,
+            stage,
+            "database credentials changed; new connections use them"
+        );
+    }
+
+    /// During a rotation's `setSecret`..`finishSecret` window: the `AWSPENDING` credentials,
+    /// if the database accepts them (one test log-in). `true` if the pool got them.
+    async fn try_pending(&self) -> bool {
+        let deadline = Instant::now() + self.inner.timing.fetch_deadline;
+        let pending = match self
+            .inner
+            .client
+            .pending_db_credentials(&self.inner.secret_id, "DB_SECRET_ARN", deadline)
+            .await
+        {
+            Ok(Some(p)) => p,
+            Ok(None) => return false,
+            Err(e) => {
+                metrics::incr(Counter::SecretRefreshErrors);
+                tracing::error!(error = %e, "reading the pending database credentials failed");
+                return false;
+            }
+        };
+        if self.lock_current().applied == pending {
+            return false;
+        }
+        let options = pending
+            .apply_to(&self.inner.base)
+            .disable_statement_logging();
+        let login = tokio::time::timeout_at(deadline, options.connect()).await;
+        match login {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                let mut current = self.lock_current();
+                let refused = current.applied.clone();
+                current.refused = Some(refused);
+                self.apply(&mut current, pending, "AWSPENDING");
+                true
+            }
+            Ok(Err(e)) if is_auth_failure(&e) => false,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "test log-in with the pending credentials failed");
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// One attempt, shared by concurrent callers, to replace credentials opened as generation
+    /// `seen` that the database refused: `AWSCURRENT`, then `AWSPENDING`.
+    async fn recover(&self, seen: u64) {
+        let _guard = self.inner.in_flight.lock().await;
+        if self.generation() != seen {
+            return; // another caller replaced them while this one queued
+        }
+        let result = self.fetch_and_apply().await;
+        self.inner.fetches.fetch_add(1, Ordering::AcqRel);
+        if result.is_ok() && self.generation() == seen {
+            self.try_pending().await;
+        }
+    }
+
+    /// After a 28P01 on a connection opened with generation `seen`: looks for credentials the
+    /// database accepts until `rotation_wait` has passed. `true` if the pool got new ones.
     pub async fn refresh_after_auth_failure(&self, seen: u64) -> bool {
         let until = Instant::now() + self.inner.timing.rotation_wait;
         loop {
@@ -180,7 +268,7 @@ impl CredentialRefresher {
                 return true;
             }
             // Errors are logged and counted inside; the loop's bound still applies.
-            let _ = self.refresh_now().await;
+            self.recover(seen).await;
             if self.generation() != seen {
                 return true;
             }
@@ -191,25 +279,29 @@ impl CredentialRefresher {
         }
     }
 
-    /// Runs `op` (a query on the pool) and, if it failed because the password was rotated,
-    /// refreshes the credentials and runs it once more. Safe to retry: a 28P01 is raised while
-    /// logging in, before any statement of `op` reached the database.
+    /// Runs `op` (a query on the pool) and, each time it fails because the password was
+    /// rotated, finds the new credentials and runs it again, until `rotation_wait` has passed.
+    /// Safe to retry: a 28P01 is raised while logging in, before any statement of `op`
+    /// reached the database.
     pub async fn with_auth_retry<T, F, Fut>(&self, mut op: F) -> Result<T, sqlx::Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        let seen = self.generation();
-        match op().await {
-            Err(e) if is_auth_failure(&e) => {
-                tracing::warn!("database refused the credentials (28P01); re-reading the secret");
-                if self.refresh_after_auth_failure(seen).await {
-                    op().await
-                } else {
-                    Err(e)
+        let until = Instant::now() + self.inner.timing.rotation_wait;
+        loop {
+            let seen = self.generation();
+            match op().await {
+                Err(e) if is_auth_failure(&e) => {
+                    tracing::warn!(
+                        "database refused the credentials (28P01); looking for the rotated ones"
+                    );
+                    if Instant::now() >= until || !self.refresh_after_auth_failure(seen).await {
+                        return Err(e);
+                    }
                 }
+                other => return other,
             }
-            other => other,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct AuditContext {
     pub request_id: String,
     /// The X-Ray trace id (`Root`), when the request carried one.
     pub trace_id: Option<String>,
+    /// The client's own `x-request-id`, when it sent a usable one (never the id of record).
+    pub client_request_id: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -151,6 +153,8 @@ pub struct AuditRecord {
     pub request_id: String,
     /// The X-Ray trace id (`Root` of `X-Amzn-Trace-Id`), if the request carried one.
     pub trace_id: Option<String>,
+    /// The client's own `x-request-id`, if it sent one; `request_id` is the id of record.
+    pub client_request_id: Option<String>,
 }
 
 /// Filters of the audit listing.

@@ -253,6 +253,7 @@ mod tests {
             player_id: Uuid::now_v7(),
             changes: serde_json::json!({}),
             request_id: "r".into(),
+            client_request_id: None,
             trace_id: None,
         };
         let filters = AuditFilters {

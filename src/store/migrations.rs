@@ -21,6 +21,11 @@ const POSTGRES: &[Embedded] = &[
         "audit",
         include_str!("../../migrations/postgres/0002_audit.sql"),
     ),
+    (
+        3,
+        "audit client request id",
+        include_str!("../../migrations/postgres/0003_audit_client_request_id.sql"),
+    ),
 ];
 
 const SQLITE: &[Embedded] = &[
@@ -33,6 +38,11 @@ const SQLITE: &[Embedded] = &[
         2,
         "audit",
         include_str!("../../migrations/sqlite/0002_audit.sql"),
+    ),
+    (
+        3,
+        "audit client request id",
+        include_str!("../../migrations/sqlite/0003_audit_client_request_id.sql"),
     ),
 ];
 

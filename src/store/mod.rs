@@ -5,6 +5,7 @@
 
 mod audit;
 mod cursor;
+pub mod grants;
 mod migrations;
 mod postgres;
 mod sql;

@@ -13,7 +13,7 @@ pub const COLUMNS: &str = "id, name, date_of_birth, country, team, position, clu
      national_team_number, version, created_at, updated_at, created_by, updated_by";
 
 pub const AUDIT_COLUMNS: &str = "id, occurred_at, actor_kind, actor_id, action, player_id, \
-     changes, request_id, trace_id";
+     changes, request_id, trace_id, client_request_id";
 
 /// The unique constraint behind `club_number_taken`.
 pub const CLUB_NUMBER_CONSTRAINT: &str = "players_team_club_number_key";
@@ -135,6 +135,7 @@ pub struct AuditRow {
     pub changes: String,
     pub request_id: String,
     pub trace_id: Option<String>,
+    pub client_request_id: Option<String>,
 }
 
 impl AuditRow {
@@ -157,6 +158,7 @@ impl AuditRow {
                 .map_err(|e| decode("changes", e.to_string()))?,
             request_id: self.request_id,
             trace_id: self.trace_id,
+            client_request_id: self.client_request_id,
         })
     }
 }

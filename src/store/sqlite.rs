@@ -98,8 +98,8 @@ const UPDATE: &str = "update players set name = ?2, name_folded = ?3, date_of_bi
      national_team_number, version, created_at, updated_at, created_by, updated_by";
 
 const INSERT_AUDIT: &str = "insert into audit_log (id, occurred_at, actor_kind, actor_id, \
-     action, player_id, changes, request_id, trace_id) \
-     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+     action, player_id, changes, request_id, trace_id, client_request_id) \
+     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, sqlx::Error> {
     AuditRow {
@@ -112,6 +112,7 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, sqlx::Error> {
         changes: row.try_get("changes")?,
         request_id: row.try_get("request_id")?,
         trace_id: row.try_get("trace_id")?,
+        client_request_id: row.try_get("client_request_id")?,
     }
     .into_record()
 }
@@ -135,6 +136,7 @@ async fn insert_audit(
         .bind(changes.to_json_text())
         .bind(&ctx.request_id)
         .bind(ctx.trace_id.as_deref())
+        .bind(ctx.client_request_id.as_deref())
         .execute(conn)
         .await
         .map_err(|e| classify(e, "recording an audit record"))?;

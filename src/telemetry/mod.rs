@@ -13,20 +13,37 @@ pub mod xray;
 
 use crate::auth::Principal;
 
+/// The ids of the request being served: the one this service generated (the id of record in
+/// logs, problem documents and audit rows) and the client's own `x-request-id`, if it sent a
+/// usable one (kept beside it, never instead of it: a client could reuse or forge ids).
+#[derive(Clone, Debug)]
+pub struct RequestIds {
+    pub id: String,
+    pub client: Option<String>,
+}
+
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST_IDS: RequestIds;
 }
 
 /// The id of the request being served on this task, or `"-"` outside a request.
 pub fn current_request_id() -> String {
-    REQUEST_ID
-        .try_with(|id| id.clone())
+    REQUEST_IDS
+        .try_with(|ids| ids.id.clone())
         .unwrap_or_else(|_| "-".to_owned())
 }
 
-/// Runs `fut` with `id` as the current request id.
-pub async fn with_request_id<F: std::future::Future>(id: String, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
+/// The client's `x-request-id` of the request being served, if it sent one.
+pub fn current_client_request_id() -> Option<String> {
+    REQUEST_IDS
+        .try_with(|ids| ids.client.clone())
+        .ok()
+        .flatten()
+}
+
+/// Runs `fut` with `ids` as the current request's ids.
+pub async fn with_request_ids<F: std::future::Future>(ids: RequestIds, fut: F) -> F::Output {
+    REQUEST_IDS.scope(ids, fut).await
 }
 
 /// Adds the principal to the current request span (kind and id; never email or token).

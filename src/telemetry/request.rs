@@ -1,6 +1,7 @@
-//! The per-request context: a request id (a valid incoming `x-request-id` or a new UUID),
-//! a span every log line of the request inherits, the `x-request-id` response header, and one
-//! access line per request.
+//! The per-request context: a request id this service generates for every request (the id of
+//! record), the client's own `x-request-id` kept beside it as `client_request_id` when it is
+//! safe to log, a span every log line of the request inherits, the `x-request-id` response
+//! header, and one access line per request.
 
 use std::time::Instant;
 
@@ -23,12 +24,12 @@ pub async fn request_context(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, Error> {
     let started = Instant::now();
-    let request_id = req
+    let request_id = xray::new_request_id();
+    let client_request_id = req
         .headers()
         .get(&REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(xray::request_id_from_header)
-        .unwrap_or_else(xray::new_request_id);
+        .and_then(xray::request_id_from_header);
     // Malformed trace headers are ignored: they are for correlation only.
     let trace = req
         .headers()
@@ -41,6 +42,7 @@ pub async fn request_context(
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,
+        client_request_id = client_request_id.as_deref(),
         trace_id = trace.as_ref().map_or("", |t| t.root.as_str()),
         method = %req.method(),
         route = %route,
@@ -57,7 +59,11 @@ pub async fn request_context(
     // Handlers and extractors turn their errors into responses inside `next`, within the
     // request-id scope, so problem bodies carry the id. (Cloning the request here would
     // break routing, which needs sole ownership of it.)
-    let mut res = super::with_request_id(request_id.clone(), next.call(req))
+    let ids = super::RequestIds {
+        id: request_id.clone(),
+        client: client_request_id,
+    };
+    let mut res = super::with_request_ids(ids, next.call(req))
         .instrument(span.clone())
         .await?;
     if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -39,6 +39,7 @@ pub fn ctx(actor: &str) -> AuditContext {
         },
         request_id: format!("req-{id}"),
         trace_id: None,
+        client_request_id: None,
     }
 }
 
@@ -192,6 +193,7 @@ impl TestApp {
                 logout: Default::default(),
                 ready_timeout: Duration::from_millis(500),
                 shutdown: shutdown.clone(),
+                http: Default::default(),
             },
         )
         .expect("build app");

@@ -15,6 +15,11 @@ def the(template: dict, type_name: str) -> tuple[str, dict]:
     return next(iter(found.items()))
 
 
+def service_task_def(templates) -> tuple[str, dict]:
+    """The service's task definition (service.yaml also holds the one-off migration task's)."""
+    return "TaskDefinition", templates["service"]["Resources"]["TaskDefinition"]
+
+
 def test_every_template_has_parameters_outputs_and_exports(templates):
     for name in TEMPLATES:
         t = templates[name]
@@ -39,8 +44,9 @@ def test_imports_are_exported_by_an_earlier_stack(templates):
 
 
 def test_read_only_root_filesystem(templates):
-    _, td = the(templates["service"], "AWS::ECS::TaskDefinition")
-    for c in td["Properties"]["ContainerDefinitions"]:
+    tds = resources_of_type(templates["service"], "AWS::ECS::TaskDefinition")
+    assert set(tds) == {"TaskDefinition", "MigrationTaskDefinition"}
+    for c in [c for td in tds.values() for c in td["Properties"]["ContainerDefinitions"]]:
         assert c["ReadonlyRootFilesystem"] is True, c["Name"]
         assert c.get("Privileged", False) is False
         assert c["LinuxParameters"]["Capabilities"]["Drop"] == ["ALL"]
@@ -49,7 +55,7 @@ def test_read_only_root_filesystem(templates):
 
 def test_separate_execution_and_task_roles(templates):
     svc = templates["service"]
-    _, td = the(svc, "AWS::ECS::TaskDefinition")
+    _, td = service_task_def(templates)
     p = td["Properties"]
     exe, task = p["ExecutionRoleArn"]["Fn::GetAtt"][0], p["TaskRoleArn"]["Fn::GetAtt"][0]
     assert exe != task
@@ -113,29 +119,47 @@ def test_wildcard_checker_can_fail():
     assert not wildcard_problems({"Statement": [{"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}]})
 
 
-def test_task_role_reads_exactly_the_one_db_secret(templates):
-    svc = templates["service"]
-    _, td = the(svc, "AWS::ECS::TaskDefinition")
-    task_role = resources_of_type(svc, "AWS::IAM::Role")[td["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]]
-    secret_sts = [
-        st for pol in task_role["Properties"]["Policies"] for st in statements(pol["PolicyDocument"])
-        if any(str(a).startswith("secretsmanager:") for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]]))
-    ]
-    assert len(secret_sts) == 1
-    (st,) = secret_sts
-    assert st["Effect"] == "Allow"
-    assert st["Action"] in ("secretsmanager:GetSecretValue", ["secretsmanager:GetSecretValue"])
-    assert st["Resource"] == {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DbSecretArn"}}
-    # ... and that export is the RDS-managed master secret.
-    assert templates["database"]["Outputs"]["DbSecretArn"]["Value"] == {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
-    # No other role anywhere may read secrets.
+def secret_reads(templates) -> dict[tuple[str, str], list]:
+    """(template, role) -> the Resource list of every secretsmanager statement of that role."""
+    out: dict[tuple[str, str], list] = {}
     for name, t in templates.items():
         for lid, doc in policy_documents(t):
-            if lid == td["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]:
-                continue
             for s in statements(doc):
                 acts = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
-                assert not any(str(a).startswith("secretsmanager:") for a in acts), f"{name}:{lid}"
+                if any(str(a).startswith("secretsmanager:") for a in acts):
+                    assert s["Effect"] == "Allow"
+                    assert acts == ["secretsmanager:GetSecretValue"] or s["Action"] == "secretsmanager:GetSecretValue", (name, lid)
+                    res = s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]
+                    out.setdefault((name, lid), []).extend(res)
+    return out
+
+
+APP_SECRET = {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DbAppSecretArn"}}
+OWNER_SECRET = {"Fn::ImportValue": {"Fn::Sub": "${EnvironmentName}-DbSecretArn"}}
+
+
+def test_service_reads_only_the_runtime_role_secret(templates):
+    """The service logs in as the DML-only runtime role, never as the RDS master user."""
+    _, td = service_task_def(templates)
+    task_role = td["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+    reads = secret_reads(templates)
+    # The owner's secret only while upgrading a stack that ran as the master user (not the default).
+    assert templates["service"]["Parameters"]["ServiceDbSecret"]["Default"] == "runtime"
+    either = {"Fn::If": ["ServiceAsOwner", OWNER_SECRET, APP_SECRET]}
+    assert reads[("service", task_role)] == [either]
+    env = {e["Name"]: e["Value"] for c in td["Properties"]["ContainerDefinitions"] if c["Name"] == "players-api"
+           for e in c["Environment"]}
+    assert env["DB_SECRET_ARN"] == either
+    outs = templates["database"]["Outputs"]
+    assert outs["DbAppSecretArn"]["Value"] == {"Ref": "AppUserSecret"}
+    assert outs["DbSecretArn"]["Value"] == {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
+    # Who may read which secret: the service the runtime one; the migration task the owner's
+    # (and the runtime one, to create the role with its password); the proxy the runtime one.
+    assert reads == {
+        ("service", task_role): [either],
+        ("service", "MigrationTaskRole"): [OWNER_SECRET, APP_SECRET],
+        ("database", "ProxyRole"): [{"Ref": "AppUserSecret"}],
+    }
 
 
 def test_security_groups(templates):
@@ -149,11 +173,15 @@ def test_security_groups(templates):
     assert task_in[0]["SourceSecurityGroupId"] == {"Ref": "AlbSecurityGroup"}
     assert task_in[0]["FromPort"] == task_in[0]["ToPort"] == {"Ref": "ContainerPort"}
     assert net["Parameters"]["ContainerPort"]["Default"] == CONTRACT_PORT
-    # DB SG: 5432 from the task SG only.
-    (db_sg,) = resources_of_type(templates["database"], "AWS::EC2::SecurityGroup").values()
+    # DB SG: 5432 from the task SG (inline), the proxy and the rotation function (separate rules) only.
+    db_sg = templates["database"]["Resources"]["DbSecurityGroup"]
     rules = db_sg["Properties"]["SecurityGroupIngress"]
     assert len(rules) == 1 and rules[0]["FromPort"] == rules[0]["ToPort"] == 5432
     assert "TaskSecurityGroupId" in str(rules[0]["SourceSecurityGroupId"])
+    db_in = [r["Properties"] for r in resources_of_type(templates["database"], "AWS::EC2::SecurityGroupIngress").values()
+             if r["Properties"]["GroupId"] == {"Ref": "DbSecurityGroup"}]
+    assert sorted(r["SourceSecurityGroupId"]["Ref"] for r in db_in) == ["ProxySecurityGroup", "RotationSecurityGroup"]
+    assert all(r["FromPort"] == r["ToPort"] == 5432 for r in db_in)
     # Every rule has a description and a protocol other than -1.
     for name, t in templates.items():
         for lid, res in t["Resources"].items():
@@ -222,8 +250,7 @@ def test_target_group_and_service_deployment(templates):
     policies = resources_of_type(svc, "AWS::ApplicationAutoScaling::ScalingPolicy")
     kinds = {p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"] for p in policies.values()}
     assert kinds == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
-    _, lg = the(svc, "AWS::Logs::LogGroup")
-    assert lg["Properties"]["RetentionInDays"]
+    assert svc["Resources"]["LogGroup"]["Properties"]["RetentionInDays"]
 
 
 def test_cognito_matches_contract_groups_and_scopes(templates):

@@ -28,8 +28,8 @@ METRICS_RS = SRC / "telemetry" / "metrics.rs"
 
 
 def cfn_task_def(templates) -> dict:
-    (td,) = resources_of_type(templates["service"], "AWS::ECS::TaskDefinition").values()
-    return td["Properties"]
+    """The service's task definition (the migration task's is MigrationTaskDefinition)."""
+    return templates["service"]["Resources"]["TaskDefinition"]["Properties"]
 
 
 def cfn_app(templates) -> dict:

@@ -34,7 +34,8 @@ SAMPLE = {
     "EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/players-service-ExecutionRole-DEF",
     "LOG_GROUP": "/ecs/players/players-api",
     "DB_HOST": "players-db.abcdefghij.eu-west-1.rds.amazonaws.com",
-    "DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0a1b2c3d-AbCdEf",
+    "DB_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:players/players-api/db-app-user-AbCdEf",
+    "DB_SSLROOTCERT": "/etc/ssl/certs/ca-certificates.crt",
     "ALB_ARN": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/players/0123456789abcdef",
     "OIDC_ISSUER": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEfGhI",
     "ALB_CLIENT_ID": "1a2b3c4d5e6f7g8h9i0j1k2l3m",
@@ -63,9 +64,9 @@ SSM_VALUE_FROM = re.compile(r"^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/[
 
 
 def documented_envsubst_line() -> str:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "deploy.md").read_text()
     lines = [l for l in text.splitlines() if "envsubst" in l and "ecs-task-def.json" in l]
-    assert len(lines) == 1, f"README.md must have exactly one envsubst render line, found {lines}"
+    assert len(lines) == 1, f"docs/deploy.md must have exactly one envsubst render line, found {lines}"
     return lines[0]
 
 

@@ -101,8 +101,8 @@ impl AlbClaims {
         lenient_bool(self.claims.get("email_verified")?)
     }
 
-    /// A list claim such as `cognito:groups`: a JSON array of strings, or one string with
-    /// comma- or space-separated values.
+    /// A list claim such as `cognito:groups`: a JSON array of strings, or one string, which
+    /// is one value (group names may contain spaces and commas; they are never split).
     pub fn string_list(&self, name: &str) -> Vec<String> {
         string_list(self.claims.get(name))
     }
@@ -124,11 +124,7 @@ pub(crate) fn string_list(v: Option<&Value>) -> Vec<String> {
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        Some(Value::String(s)) => s
-            .split([',', ' '])
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
         _ => Vec::new(),
     }
 }
@@ -318,4 +314,26 @@ fn truncate(v: &Value) -> String {
         other => other.to_string(),
     };
     s.chars().take(120).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string_list;
+    use serde_json::json;
+
+    #[test]
+    fn a_string_groups_claim_is_one_group_never_split() {
+        assert_eq!(
+            string_list(Some(&json!("Club Staff, North"))),
+            ["Club Staff, North"]
+        );
+        assert_eq!(string_list(Some(&json!("admin editor"))), ["admin editor"]);
+        assert_eq!(
+            string_list(Some(&json!(["admin", "club staff"]))),
+            ["admin", "club staff"]
+        );
+        assert!(string_list(Some(&json!(""))).is_empty());
+        assert!(string_list(Some(&json!(7))).is_empty());
+        assert!(string_list(None).is_empty());
+    }
 }

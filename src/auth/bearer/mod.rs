@@ -88,11 +88,12 @@ impl BearerClaims {
         self.claims.get("sub").and_then(Value::as_str)
     }
 
-    /// Scopes from `scope` (space-separated, RFC 8693) or `scp` (array).
+    /// Scopes from `scope` (space-separated, RFC 8693 and RFC 9068) or `scp` (an array, or a
+    /// space-separated string as Entra ID sends it).
     pub fn scopes(&self) -> Vec<String> {
-        match self.claims.get("scope") {
+        match self.claims.get("scope").or_else(|| self.claims.get("scp")) {
             Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
-            _ => string_list(self.claims.get("scp")),
+            other => string_list(other),
         }
     }
 
