@@ -7,6 +7,8 @@
 # 3. cargo fmt --check, cargo clippy --all-targets -D warnings, every Rust test (nextest).
 # 4. The offline deployment checks (scripts/check-infra.sh), which include the Dockerfile's
 #    release build.
+# 5. The test OIDC provider's npm packages, then every Rust test (nextest), then the web app
+#    in headless Chromium (scripts/browser-tests.sh installs chromium and chromedriver).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,6 +57,9 @@ cargo run --quiet --locked -- openapi > target/openapi.json
 
 step "deployment files (cfn-lint, checkov, hadolint, pytest, Dockerfile build)"
 bash scripts/check-infra.sh
+
+step "the test OpenID Connect provider (tests/oidc-provider, npm ci from its lockfile)"
+bash scripts/oidc-provider-deps.sh
 
 step "Rust tests"
 if ! command -v cargo-nextest >/dev/null; then
