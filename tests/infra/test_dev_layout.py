@@ -29,7 +29,10 @@ DEV_ONLY = {
 
 
 def app_environment(templates) -> dict[str, object]:
-    (td,) = resources_of_type(templates["service"], "AWS::ECS::TaskDefinition").values()
+    """The environment of the task definition the ECS service runs (not the migration task's)."""
+    resources = templates["service"]["Resources"]
+    (service,) = resources_of_type(templates["service"], "AWS::ECS::Service").values()
+    td = resources[service["Properties"]["TaskDefinition"]["Ref"]]
     (app,) = [c for c in td["Properties"]["ContainerDefinitions"] if c["Name"] == "players-api"]
     return {e["Name"]: e["Value"] for e in app["Environment"]}
 
@@ -50,6 +53,8 @@ def source(value) -> str:
         return "export:" + sub.split("}-", 1)[1]
     if isinstance(value, dict) and "Ref" in value:
         return "param:" + value["Ref"]
+    if isinstance(value, dict) and "Fn::Join" in value:  # a list parameter, joined with commas
+        return source(value["Fn::Join"][1])
     return "literal:" + json.dumps(value)
 
 
@@ -102,8 +107,9 @@ def test_browser_client_is_not_a_bearer_client(templates, dev_layout, cognito):
     browser = source(branch(env["ALB_CLIENT_ID"], cognito))
     machines = source(branch(env["BEARER_CLIENT_IDS"], cognito))
     assert browser != machines
-    if cognito:
-        assert (browser, machines) == ("export:BrowserClientId", "export:MachineClientId")
+    # The runbook fills these from the identity stack's BrowserClientId and MachineClientId
+    # outputs (checked in test_rendered_env.py).
+    assert (browser, machines) == ("param:BrowserClientId", "param:BearerClientIds")
     dev = dev_layout["env"]
     bearer = dev["BEARER_CLIENT_IDS"].split(",")
     assert dev["ALB_CLIENT_ID"] not in bearer
