@@ -1,5 +1,5 @@
-//! Identity settings, read by `players-api serve` from the environment (see /work/contract.md
-//! and the README's configuration table). None of them is a secret, so `Debug` is derived.
+//! Identity settings, read by `players-api serve` from the environment (see the README's
+//! configuration table). None of them is a secret, so `Debug` is derived.
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |

@@ -20,7 +20,7 @@ sys.path.insert(0, str(INFRA_TESTS))
 
 TEMPLATES = ("network", "identity", "database", "service", "observability")
 
-# Contract defaults (contract.md): drain = delay + timeout must fit in stopTimeout.
+# Deployment defaults: drain = delay + timeout must fit in stopTimeout.
 CONTRACT_SHUTDOWN_DELAY_SECS = 5
 CONTRACT_SHUTDOWN_TIMEOUT_SECS = 25
 CONTRACT_STOP_TIMEOUT = 40
