@@ -197,44 +197,44 @@ async fn cognito_browser_users_get_their_groups_from_the_browser_clients_access_
     assert_eq!(me["groups"], json!(["players-viewer"]), "{me}");
     assert_eq!(me["permissions"], json!(["players:read"]), "{me}");
 
-    // In no group: Cognito omits the claim; the user is known but may do nothing.
-    let nobody = browser_headers(
-        &userinfo,
-        &cognito.user_access_token(BROWSER_CLIENT, "user-1", &[]),
-    );
-    let res = client
-        .get(svc.url("/v1/players"))
-        .headers(nobody)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(problem_code(res).await, (403, "forbidden".into()));
-
-    // The machine client's token where the ALB puts the browser's: not this user's session.
-    let machine_in_alb = browser_headers(
-        &userinfo,
-        &cognito.user_access_token(MACHINE_CLIENT, "user-1", &["players-admin"]),
-    );
-    let res = client
-        .get(svc.url("/v1/players"))
-        .headers(machine_in_alb)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(problem_code(res).await, (401, "invalid_token".into()));
-
-    // Another user's access token next to this user's claims.
-    let other_user = browser_headers(
-        &userinfo,
-        &cognito.user_access_token(BROWSER_CLIENT, "user-2", &["players-admin"]),
-    );
-    let res = client
-        .get(svc.url("/v1/players"))
-        .headers(other_user)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(problem_code(res).await, (401, "invalid_token".into()));
+    // Next to this user's claims, the access token must be the browser client's, about this
+    // user; without groups (Cognito omits the claim) the user is known but may do nothing.
+    let cases = [
+        (
+            "in no group",
+            BROWSER_CLIENT,
+            "user-1",
+            &[][..],
+            (403, "forbidden"),
+        ),
+        (
+            "machine client's token",
+            MACHINE_CLIENT,
+            "user-1",
+            &["players-admin"][..],
+            (401, "invalid_token"),
+        ),
+        (
+            "another user's token",
+            BROWSER_CLIENT,
+            "user-2",
+            &["players-admin"][..],
+            (401, "invalid_token"),
+        ),
+    ];
+    for (case, token_client, token_sub, groups, (status, code)) in cases {
+        let headers = browser_headers(
+            &userinfo,
+            &cognito.user_access_token(token_client, token_sub, groups),
+        );
+        let res = client
+            .get(svc.url("/v1/players"))
+            .headers(headers)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem_code(res).await, (status, code.to_owned()), "{case}");
+    }
 
     // The browser client's access token is not a service credential.
     let res = client
