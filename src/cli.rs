@@ -1,10 +1,12 @@
-//! The command line: `players-api <command>`; a bare `players-api` runs `dev`.
+//! The command line: `players-api <command>`; a bare `players-api` runs `dev`. Each command's
+//! settings gather the concerns' own settings structs (`config`, `auth`, `secrets`,
+//! `telemetry`, `shutdown`).
 
 use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DatabaseSettings, LogSettings, ServeSettings};
+use crate::config::{ConfigError, DatabaseSettings, HttpSettings, LogSettings};
 
 #[derive(Parser, Debug)]
 #[command(name = "players-api", version, about = "Player-management REST API")]
@@ -30,6 +32,64 @@ pub enum Command {
     /// Print the OpenAPI document.
     #[command(hide = true)]
     Openapi,
+}
+
+/// Settings of `players-api serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeSettings {
+    /// Address and port the HTTP server binds.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
+    pub listen_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub http: HttpSettings,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    /// Allow a SQLite DATABASE_URL on ECS (several tasks cannot share one file).
+    #[arg(long, env = "ALLOW_SQLITE_ON_ECS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_sqlite_on_ecs: bool,
+
+    #[command(flatten)]
+    pub log: LogSettings,
+
+    /// Identity: ALB user claims and bearer tokens (see `crate::auth::config`).
+    #[command(flatten)]
+    pub auth: crate::auth::AuthSettings,
+
+    #[command(flatten)]
+    pub secrets: crate::secrets::SecretsSettings,
+
+    #[command(flatten)]
+    pub metrics: crate::telemetry::metrics::MetricsSettings,
+
+    #[command(flatten)]
+    pub otel: crate::telemetry::otel::OtelSettings,
+
+    #[command(flatten)]
+    pub shutdown: crate::shutdown::ShutdownSettings,
+}
+
+impl ServeSettings {
+    /// Cross-field checks clap cannot express. `on_ecs` is whether ECS_CONTAINER_METADATA_URI_V4
+    /// is set.
+    pub fn validate(&self, on_ecs: bool) -> Result<(), ConfigError> {
+        self.database.validate()?;
+        if on_ecs && self.database.is_sqlite() && !self.allow_sqlite_on_ecs {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "SQLite on ECS: several tasks cannot share one file; use PostgreSQL, or set \
+                 ALLOW_SQLITE_ON_ECS=true for a single-task deployment",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the process runs as an ECS task (the agent sets this variable in every container).
+pub fn running_on_ecs() -> bool {
+    std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some()
 }
 
 #[derive(Args, Debug)]
@@ -149,5 +209,69 @@ impl DevArgs {
             dev: DevArgs,
         }
         Bare::parse_from(["players-api"]).dev
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct ServeOnly {
+        #[command(flatten)]
+        serve: ServeSettings,
+    }
+
+    fn parse(args: &[&str]) -> ServeSettings {
+        let mut argv = vec!["test"];
+        argv.extend_from_slice(args);
+        ServeOnly::try_parse_from(argv).unwrap().serve
+    }
+
+    #[test]
+    fn sqlite_is_refused_on_ecs_unless_allowed() {
+        let s = parse(&["--database-url", "sqlite:x.db"]);
+        let err = s.validate(true).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        assert!(s.validate(false).is_ok());
+        let allowed = parse(&[
+            "--database-url",
+            "sqlite:x.db",
+            "--allow-sqlite-on-ecs",
+            "true",
+        ]);
+        assert!(allowed.validate(true).is_ok());
+        let pg = parse(&["--database-url", "postgres://h/db"]);
+        assert!(pg.validate(true).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let s = parse(&["--database-url", "mysql://h/db"]);
+        assert_eq!(s.validate(false).unwrap_err().variable, "DATABASE_URL");
+        let s = parse(&["--database-url", "sqlite:x", "--max-connections", "0"]);
+        assert_eq!(
+            s.validate(false).unwrap_err().variable,
+            "DB_MAX_CONNECTIONS"
+        );
+        let s = parse(&[]);
+        assert_eq!(s.database.url().unwrap_err().variable, "DATABASE_URL");
+    }
+
+    #[test]
+    fn http_defaults_come_from_one_place() {
+        assert_eq!(parse(&[]).http, HttpSettings::default());
+        assert_eq!(HttpSettings::default().keep_alive_secs, 75);
+        let s = parse(&["--keep-alive-secs", "3", "--body-timeout-secs", "4"]);
+        assert_eq!((s.http.keep_alive_secs, s.http.body_timeout_secs), (3, 4));
+    }
+
+    #[test]
+    fn debug_redacts_the_database_url() {
+        let s = parse(&["--database-url", "postgres://u:hunter2@h/db"]);
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("REDACTED"), "{printed}");
     }
 }

@@ -1,48 +1,24 @@
-//! Configuration: one typed struct per concern, read once from the environment (12-factor)
-//! by clap, and documented in the README's configuration table.
+//! Configuration shared by several commands: the HTTP server, the database and logs. Each is
+//! one typed struct read once from the environment (12-factor) by clap, documented in the
+//! README's configuration table; every default is written once, in its clap attribute. The
+//! concerns' own settings live with them (`auth`, `secrets`, `telemetry`, `shutdown`) and
+//! `cli::ServeSettings` gathers them for `serve`.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, FromArgMatches};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::store::PoolSettings;
-
-/// Settings of `players-api serve`.
-#[derive(Args, Debug, Clone)]
-pub struct ServeSettings {
-    /// Address and port the HTTP server binds.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:8080")]
-    pub listen_addr: SocketAddr,
-
-    #[command(flatten)]
-    pub http: HttpSettings,
-
-    #[command(flatten)]
-    pub database: DatabaseSettings,
-
-    /// Allow a SQLite DATABASE_URL on ECS (several tasks cannot share one file).
-    #[arg(long, env = "ALLOW_SQLITE_ON_ECS", default_value_t = false, action = clap::ArgAction::Set)]
-    pub allow_sqlite_on_ecs: bool,
-
-    #[command(flatten)]
-    pub log: LogSettings,
-
-    /// Identity: ALB user claims and bearer tokens (see `crate::auth::config`).
-    #[command(flatten)]
-    pub auth: crate::auth::AuthSettings,
-
-    #[command(flatten)]
-    pub secrets: crate::secrets::SecretsSettings,
-
-    #[command(flatten)]
-    pub metrics: crate::telemetry::metrics::MetricsSettings,
-
-    #[command(flatten)]
-    pub otel: crate::telemetry::otel::OtelSettings,
-
-    #[command(flatten)]
-    pub shutdown: crate::shutdown::ShutdownSettings,
+/// A settings struct with every value at its clap default, whatever the environment holds
+/// (`dev` and tests; `serve` reads the environment).
+pub fn defaults<T: Args + FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults"))
+        .no_binary_name(true)
+        .mut_args(|arg| arg.env(None::<&str>));
+    let matches = command
+        .try_get_matches_from(std::iter::empty::<String>())
+        .expect("every setting has a default");
+    T::from_arg_matches(&matches).expect("defaults parse")
 }
 
 /// Keep-alive longer than the ALB's idle timeout (60 s by default): otherwise the ALB reuses a
@@ -94,8 +70,8 @@ impl HttpSettings {
     }
 }
 
-/// Where the database is and how to use it.
-#[derive(Args, Clone)]
+/// Where the database is and how to use it. `Debug` shows the URL as `[REDACTED]`.
+#[derive(Args, Clone, Debug)]
 pub struct DatabaseSettings {
     /// Full database URL (`postgres://...` or `sqlite:...`). When unset, the URL is built
     /// from DB_HOST, DB_PORT, DB_NAME, DB_USER and the password (DB_SECRET_ARN).
@@ -143,51 +119,17 @@ pub struct DatabaseSettings {
     pub ready_timeout_ms: u64,
 }
 
-impl std::fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseSettings")
-            .field(
-                "database_url",
-                &self.database_url.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("db_host", &self.db_host)
-            .field("db_port", &self.db_port)
-            .field("db_name", &self.db_name)
-            .field("db_user", &self.db_user)
-            .field("db_sslmode", &self.db_sslmode)
-            .field("max_connections", &self.max_connections)
-            .field("min_connections", &self.min_connections)
-            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
-            .field("run_migrations", &self.run_migrations)
-            .finish()
-    }
-}
-
 impl DatabaseSettings {
     /// Settings for a given URL with every other value at its default (dev and tests).
     pub fn for_url(url: &str) -> Self {
         DatabaseSettings {
             database_url: Some(SecretString::from(url.to_owned())),
-            db_host: None,
-            db_port: 5432,
-            db_name: "players".into(),
-            db_user: None,
-            db_sslmode: "verify-full".into(),
-            db_sslrootcert: None,
-            max_connections: 10,
-            min_connections: 0,
-            acquire_timeout_ms: 3000,
-            run_migrations: true,
-            ready_timeout_ms: 1000,
+            ..defaults()
         }
     }
 
-    pub fn pool(&self) -> PoolSettings {
-        PoolSettings {
-            max_connections: self.max_connections,
-            min_connections: self.min_connections,
-            acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
-        }
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
     }
 
     pub fn ready_timeout(&self) -> Duration {
@@ -304,87 +246,27 @@ impl ConfigError {
     }
 }
 
-impl ServeSettings {
-    /// Cross-field checks clap cannot express. `on_ecs` is whether ECS_CONTAINER_METADATA_URI_V4
-    /// is set.
-    pub fn validate(&self, on_ecs: bool) -> Result<(), ConfigError> {
-        self.database.validate()?;
-        if on_ecs && self.database.is_sqlite() && !self.allow_sqlite_on_ecs {
-            return Err(ConfigError::new(
-                "DATABASE_URL",
-                "SQLite on ECS: several tasks cannot share one file; use PostgreSQL, or set \
-                 ALLOW_SQLITE_ON_ECS=true for a single-task deployment",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// Whether the process runs as an ECS task (the agent sets this variable in every container).
-pub fn running_on_ecs() -> bool {
-    std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeSettings,
-    }
-
-    fn parse(args: &[&str]) -> ServeSettings {
-        let mut argv = vec!["test"];
-        argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).unwrap().serve
-    }
 
     #[test]
-    fn sqlite_is_refused_on_ecs_unless_allowed() {
-        let s = parse(&["--database-url", "sqlite:x.db"]);
-        let err = s.validate(true).unwrap_err();
-        assert_eq!(err.variable, "DATABASE_URL");
-        assert!(s.validate(false).is_ok());
-        let allowed = parse(&[
-            "--database-url",
-            "sqlite:x.db",
-            "--allow-sqlite-on-ecs",
-            "true",
-        ]);
-        assert!(allowed.validate(true).is_ok());
-        let pg = parse(&["--database-url", "postgres://h/db"]);
-        assert!(pg.validate(true).is_ok());
-    }
-
-    #[test]
-    fn errors_name_the_variable() {
-        let s = parse(&["--database-url", "mysql://h/db"]);
-        assert_eq!(s.validate(false).unwrap_err().variable, "DATABASE_URL");
-        let s = parse(&["--database-url", "sqlite:x", "--max-connections", "0"]);
-        assert_eq!(
-            s.validate(false).unwrap_err().variable,
-            "DB_MAX_CONNECTIONS"
-        );
-        let s = parse(&[]);
-        assert_eq!(s.database.url().unwrap_err().variable, "DATABASE_URL");
-    }
-
-    #[test]
-    fn http_defaults_come_from_one_place() {
-        assert_eq!(parse(&[]).http, HttpSettings::default());
-        assert_eq!(HttpSettings::default().keep_alive_secs, 75);
-        let s = parse(&["--keep-alive-secs", "3", "--body-timeout-secs", "4"]);
-        assert_eq!((s.http.keep_alive_secs, s.http.body_timeout_secs), (3, 4));
+    fn defaults_ignore_the_environment() {
+        // SAFETY: this test is the only one of this binary's tests that touches DB_NAME.
+        unsafe { std::env::set_var("DB_NAME", "from-the-environment") };
+        let db: DatabaseSettings = defaults();
+        assert_eq!(db.db_name, "players");
+        assert_eq!(db.db_port, 5432);
+        let http: HttpSettings = defaults();
+        assert_eq!(http, HttpSettings::default());
+        assert_eq!(http.keep_alive_secs, 75);
     }
 
     #[test]
     fn debug_redacts_the_database_url() {
-        let s = parse(&["--database-url", "postgres://u:hunter2@h/db"]);
-        let printed = format!("{s:?}");
+        let db = DatabaseSettings::for_url("postgres://u:hunter2@h/db");
+        let printed = format!("{db:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
-        assert!(printed.contains("[REDACTED]"));
+        assert!(printed.contains("REDACTED"), "{printed}");
     }
 }

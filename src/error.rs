@@ -10,27 +10,8 @@ use actix_web::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::{AuthError, Permission, Scheme};
-
-/// One invalid field of a request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// The JSON field (or query parameter) at fault.
-    pub field: String,
-    /// Stable machine code, e.g. `too_long`, `invalid_country`.
-    pub code: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: &str, code: &str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.to_owned(),
-            code: code.to_owned(),
-            message: message.into(),
-        }
-    }
-}
+use crate::auth::{AuthError, Forbidden, Permission, Scheme};
+use crate::domain::FieldError;
 
 /// The problem document (RFC 9457) every error response carries.
 #[derive(Debug, Serialize, ToSchema)]
@@ -237,22 +218,21 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The client-facing side of a refused credential: a stable code only. The precise reason is
+/// for operators; the `Principal` extractor logs and counts it (`routes::extract`).
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
-        // The precise reason is for operators only; the client gets a stable code.
         match e {
             AuthError::Missing => ApiError::Unauthenticated,
-            AuthError::InvalidToken { scheme, reason } => {
-                tracing::warn!(event = "auth_failure", scheme = ?scheme, reason = %reason, "credential rejected");
-                crate::telemetry::metrics::record_auth_failure(&reason);
-                ApiError::InvalidToken { scheme }
-            }
-            AuthError::CsrfRejected { reason } => {
-                tracing::warn!(event = "auth_failure", reason = %reason, "cross-site request refused");
-                crate::telemetry::metrics::record_auth_failure("csrf_rejected");
-                ApiError::CsrfRejected
-            }
+            AuthError::InvalidToken { scheme, .. } => ApiError::InvalidToken { scheme },
+            AuthError::CsrfRejected { .. } => ApiError::CsrfRejected,
         }
+    }
+}
+
+impl From<Forbidden> for ApiError {
+    fn from(Forbidden { permission }: Forbidden) -> Self {
+        ApiError::Forbidden { permission }
     }
 }
 

@@ -12,6 +12,19 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// Tripped at SIGTERM: from then on `/ready` answers 503 (before the server stops accepting).
+#[derive(Clone, Debug, Default)]
+pub struct ShutdownFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl ShutdownFlag {
+    pub fn trip(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// `SHUTDOWN_DELAY_SECS`, `SHUTDOWN_TIMEOUT_SECS`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ShutdownSettings {
@@ -29,15 +42,6 @@ pub struct ShutdownSettings {
         default_value_t = 25
     )]
     pub timeout_secs: u64,
-}
-
-impl Default for ShutdownSettings {
-    fn default() -> Self {
-        ShutdownSettings {
-            delay_secs: 5,
-            timeout_secs: 25,
-        }
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT, returning the signal's name.
@@ -189,7 +193,6 @@ pub fn healthcheck(listen_addr: &str, timeout: Duration) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::health::ShutdownFlag;
     use actix_web::{App, HttpResponse, HttpServer, web};
     use std::sync::atomic::{AtomicUsize, Ordering};
 

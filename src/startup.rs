@@ -15,11 +15,8 @@ use crate::{
     auth::Authenticator,
     config::HttpSettings,
     error::ApiError,
-    routes::{
-        self,
-        extract::MAX_BODY_BYTES,
-        health::{ReadyTimeout, ShutdownFlag},
-    },
+    routes::{self, extract::MAX_BODY_BYTES, health::ReadyTimeout},
+    shutdown::ShutdownFlag,
     store::PlayerStore,
     telemetry::request::request_context,
 };
@@ -114,7 +111,7 @@ fn json_error(e: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
             ApiError::PayloadTooLarge
         }
         JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::Validation(vec![crate::error::FieldError::new(
+            ApiError::Validation(vec![crate::domain::FieldError::new(
                 "",
                 "invalid_body",
                 e.to_string(),

@@ -5,8 +5,10 @@
 //!
 //! - `alb/`: verifies the ALB's `x-amzn-oidc-data` header (ES256).
 //! - `bearer/`: verifies `Authorization: Bearer` JWTs against the issuer's JWKS.
-//! - `authenticator`: the production `Authenticator`, combining both (rules documented there).
-//! - `policy`: groups and scopes → permissions. `config`: the identity settings.
+//! - `authenticator`: the production `Authenticator`, combining both (rules documented there),
+//!   and its construction from the settings (`authenticator::from_settings`).
+//! - `csrf`: the same-origin rule for unsafe requests on an ALB session.
+//! - `policy`: groups and scopes → permissions. `config`: the identity settings (clap).
 //! - `cli`: `players-api verify-alb-header`.
 
 pub mod alb;
@@ -14,6 +16,7 @@ pub mod authenticator;
 pub mod bearer;
 pub mod cli;
 pub mod config;
+pub mod csrf;
 pub mod fetch;
 mod permission;
 pub mod policy;
@@ -22,7 +25,7 @@ mod principal;
 pub use authenticator::IdentityAuthenticator;
 pub use config::AuthSettings;
 pub use permission::{Permission, PermissionSet};
-pub use principal::{Principal, PrincipalKind};
+pub use principal::{Forbidden, Principal, PrincipalKind};
 
 use actix_web::HttpRequest;
 

@@ -1,6 +1,6 @@
 //! Groups (browser users) and scopes (services) → permissions.
 //!
-//! Defaults (contract): groups `players-admin` → all four permissions, `players-editor` →
+//! Defaults: groups `players-admin` → all four permissions, `players-editor` →
 //! read, write, delete, `players-viewer` → read; scopes under the resource-server prefix
 //! `players`: `players/read`, `players/write`, `players/delete`, `players/admin` → the
 //! permission of the same name (`admin` for `/admin`).
@@ -116,7 +116,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_follow_the_contract() {
+    fn defaults_are_the_documented_ones() {
         let p = PermissionPolicy::new(None, "players", None).unwrap();
         let admin = p.for_groups(&["players-admin".into()]);
         assert_eq!(admin, PermissionSet::all());

@@ -1,16 +1,9 @@
 //! The authenticated caller, as handlers see it.
 
-use std::rc::Rc;
-
-use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
-use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 
-use super::{Authenticator, Permission, PermissionSet};
-use crate::{
-    error::ApiError,
-    store::{Actor, ActorKind},
-};
+use super::{Permission, PermissionSet};
+use crate::domain::{Actor, ActorKind};
 
 /// How the caller proved who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -62,54 +55,26 @@ impl Principal {
         }
     }
 
-    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+    /// Ok when the principal holds `permission`; otherwise the refusal names it.
+    pub fn require(&self, permission: Permission) -> Result<(), Forbidden> {
         if self.permissions.contains(permission) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden { permission })
+            Err(Forbidden { permission })
         }
+    }
+
+    /// Adds the principal to the current request span: its kind and id, never its email, name
+    /// or any token.
+    pub fn record_in_span(&self) {
+        let span = tracing::Span::current();
+        span.record("principal_kind", self.kind.as_str());
+        span.record("principal_id", self.subject.as_str());
     }
 }
 
-/// Extracting a `Principal` authenticates the request and enforces the permission that the
-/// route table (`crate::routes::ROUTES`) names for the matched route, so a handler that takes a
-/// `Principal` can only run for a caller allowed on it. A route missing from the table is
-/// refused (fail closed).
-impl FromRequest for Principal {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            if let Some(principal) = req.extensions().get::<Rc<Principal>>() {
-                return Ok(Principal::clone(principal));
-            }
-            let authenticator = req
-                .app_data::<web::Data<dyn Authenticator>>()
-                .cloned()
-                .ok_or_else(|| ApiError::internal_msg("no authenticator registered"))?;
-            let principal = authenticator
-                .authenticate(&req)
-                .await
-                .map_err(ApiError::from)?;
-            crate::telemetry::record_principal(&principal);
-            let route = crate::routes::route_spec(&req)
-                .filter(|r| !r.public)
-                .ok_or_else(|| {
-                    tracing::error!(
-                        route = req.match_pattern().as_deref().unwrap_or("?"),
-                        "route requires a principal but is missing from the route table"
-                    );
-                    ApiError::Forbidden {
-                        permission: Permission::Admin,
-                    }
-                })?;
-            if let Some(required) = route.permission {
-                principal.require(required)?;
-            }
-            req.extensions_mut().insert(Rc::new(principal.clone()));
-            Ok(principal)
-        })
-    }
+/// A principal lacks the permission a route needs (403 `forbidden`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forbidden {
+    pub permission: Permission,
 }

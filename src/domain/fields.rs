@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use utoipa::ToSchema;
 
-use crate::error::FieldError;
+use super::FieldError;
 
 /// A trimmed text of 1..=`max` characters with no control characters and no format
 /// characters (Unicode category Cf: bidi overrides and isolates, zero-width spaces and joiners,

@@ -1,9 +1,13 @@
 //! The player domain: validated values and the shapes the API exchanges.
 
+mod actor;
 mod country;
+mod field_error;
 mod fields;
 mod player;
 
+pub use actor::{Actor, ActorKind};
 pub use country::{Country, NATIONS};
+pub use field_error::FieldError;
 pub use fields::{DateOfBirth, PlayerName, Position, ShirtNumber, TeamName};
 pub use player::{NewPlayer, Player, PlayerInput, READ_ONLY_FIELDS};

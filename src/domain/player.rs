@@ -7,8 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Country, DateOfBirth, PlayerName, Position, ShirtNumber, TeamName};
-use crate::error::FieldError;
+use super::{Country, DateOfBirth, FieldError, PlayerName, Position, ShirtNumber, TeamName};
 
 /// The body of `POST /v1/players`, and the document a merge patch applies to.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]

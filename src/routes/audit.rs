@@ -8,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::players::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::{
     auth::Principal,
-    error::{ApiError, FieldError},
+    domain::FieldError,
+    error::ApiError,
     store::{AuditCursor, AuditFilters, AuditQuery, AuditRecord, CursorError, PlayerStore},
 };
 

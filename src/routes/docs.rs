@@ -11,9 +11,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{admin, app, audit, health, logout, me, players};
 use crate::{
-    domain::{Player, PlayerInput, Position},
-    error::{FieldError, Problem},
-    store::{ActorKind, AuditAction, AuditRecord},
+    domain::{ActorKind, FieldError, Player, PlayerInput, Position},
+    error::Problem,
+    store::{AuditAction, AuditRecord},
 };
 
 #[derive(OpenApi)]

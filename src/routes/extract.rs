@@ -1,16 +1,81 @@
-//! Request parsing shared by the route modules: bodies (content type, size cap, JSON syntax),
-//! conditional headers, path ids. Every failure is an `ApiError`, so it renders as problem+json.
+//! Request parsing shared by the route modules: the caller (`Principal`), bodies (content
+//! type, size cap, JSON syntax), conditional headers, path ids. Every failure is an
+//! `ApiError`, so it renders as problem+json.
+
+use std::rc::Rc;
 
 use actix_web::{
-    HttpRequest,
+    FromRequest, HttpMessage, HttpRequest,
+    dev::Payload,
     http::header::{self, HeaderMap},
     web,
 };
-use futures_util::StreamExt;
+use futures_util::{StreamExt, future::LocalBoxFuture};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{config::HttpSettings, error::ApiError};
+use super::route_spec;
+use crate::{
+    auth::{AuthError, Authenticator, Permission, Principal},
+    config::HttpSettings,
+    error::ApiError,
+    telemetry::metrics,
+};
+
+/// Extracting a `Principal` authenticates the request and enforces the permission that the
+/// route table (`routes::ROUTES`) names for the matched route, so a handler that takes a
+/// `Principal` can only run for a caller allowed on it. A route missing from the table is
+/// refused (fail closed).
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if let Some(principal) = req.extensions().get::<Rc<Principal>>() {
+                return Ok(Principal::clone(principal));
+            }
+            let authenticator = req
+                .app_data::<web::Data<dyn Authenticator>>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal_msg("no authenticator registered"))?;
+            let principal = authenticator.authenticate(&req).await.map_err(refused)?;
+            principal.record_in_span();
+            let route = route_spec(&req).filter(|r| !r.public).ok_or_else(|| {
+                tracing::error!(
+                    route = req.match_pattern().as_deref().unwrap_or("?"),
+                    "route requires a principal but is missing from the route table"
+                );
+                ApiError::Forbidden {
+                    permission: Permission::Admin,
+                }
+            })?;
+            if let Some(required) = route.permission {
+                principal.require(required)?;
+            }
+            req.extensions_mut().insert(Rc::new(principal.clone()));
+            Ok(principal)
+        })
+    }
+}
+
+/// A refused credential: the precise reason goes to the log and the auth-failure metric, the
+/// client gets only the stable code.
+fn refused(e: AuthError) -> ApiError {
+    match &e {
+        AuthError::Missing => {}
+        AuthError::InvalidToken { scheme, reason } => {
+            tracing::warn!(event = "auth_failure", scheme = ?scheme, reason = %reason, "credential rejected");
+            metrics::record_auth_failure(reason);
+        }
+        AuthError::CsrfRejected { reason } => {
+            tracing::warn!(event = "auth_failure", reason = %reason, "cross-site request refused");
+            metrics::record_auth_failure("csrf_rejected");
+        }
+    }
+    ApiError::from(e)
+}
 
 /// Request bodies above this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -6,7 +6,11 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::{error::ApiError, error::Problem, store::PlayerStore};
+use crate::{
+    error::{ApiError, Problem},
+    shutdown::ShutdownFlag,
+    store::PlayerStore,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
@@ -22,19 +26,6 @@ pub struct Status {
 /// How long `/ready` waits for the database.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadyTimeout(pub Duration);
-
-/// Readiness is also switched off at shutdown, before the server stops accepting.
-#[derive(Clone, Debug, Default)]
-pub struct ShutdownFlag(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
-
-impl ShutdownFlag {
-    pub fn trip(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-    pub fn is_set(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
 
 /// Liveness: the process serves HTTP. Checks no dependency, so a database outage does not
 /// get healthy tasks killed.

@@ -17,6 +17,8 @@ use actix_web::{
     web,
 };
 
+use crate::auth::AuthSettings;
+
 /// Settings for `/logout`, from `AuthSettings` (`AUTH_SESSION_COOKIE_NAME`, `AUTH_LOGOUT_URL`).
 #[derive(Clone, Debug)]
 pub struct LogoutConfig {
@@ -24,12 +26,19 @@ pub struct LogoutConfig {
     pub logout_url: Option<String>,
 }
 
+impl LogoutConfig {
+    pub fn from_settings(auth: &AuthSettings) -> Self {
+        LogoutConfig {
+            cookie_name: auth.auth_session_cookie_name.clone(),
+            logout_url: auth.auth_logout_url.clone().filter(|u| !u.is_empty()),
+        }
+    }
+}
+
+/// The ALB's default session cookie and no IdP logout URL (`AuthSettings`' defaults).
 impl Default for LogoutConfig {
     fn default() -> Self {
-        LogoutConfig {
-            cookie_name: "AWSELBAuthSessionCookie".into(),
-            logout_url: None,
-        }
+        LogoutConfig::from_settings(&crate::config::defaults())
     }
 }
 

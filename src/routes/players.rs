@@ -10,8 +10,8 @@ use super::extract::{self, EntityTags, JSON, MERGE_PATCH_JSON};
 use super::merge_patch;
 use crate::{
     auth::Principal,
-    domain::{Country, NewPlayer, Player, PlayerInput, Position, READ_ONLY_FIELDS},
-    error::{ApiError, FieldError, Problem},
+    domain::{Country, FieldError, NewPlayer, Player, PlayerInput, Position, READ_ONLY_FIELDS},
+    error::{ApiError, Problem},
     store::{
         AuditAction, AuditContext, Changes, Created, Cursor, CursorError, Filters, Idempotency,
         ListQuery, PlayerStore, Sort, StoreError,
@@ -476,7 +476,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::store::{Actor, ActorKind};
+    use crate::domain::{Actor, ActorKind};
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -7,10 +7,12 @@
 //! Afterwards a [`CredentialRefresher`] follows rotations without a restart.
 
 mod client;
+mod content;
 mod error;
 mod refresher;
 
-pub use client::{APP_SECRET_KEYS, AppSecrets, DbCredentials, RetryPolicy, SecretsClient};
+pub use client::{RetryPolicy, SecretsClient};
+pub use content::{APP_SECRET_KEYS, AppSecrets, DbCredentials, overlay};
 pub use error::SecretError;
 pub use refresher::{CredentialRefresher, RefreshTiming, is_auth_failure};
 

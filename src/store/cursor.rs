@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn audit_cursors_round_trip_and_are_bound_to_their_filters() {
-        use crate::store::{ActorKind, AuditAction};
+        use crate::{domain::ActorKind, store::AuditAction};
         let record = AuditRecord {
             id: Uuid::now_v7(),
             occurred_at: Utc::now(),

@@ -1,6 +1,6 @@
 //! Storage of players. `PlayerStore` is the contract; `postgres` (production) and `sqlite`
 //! (embedded, the zero-configuration default) implement it, and the same test suite runs
-//! against both (`tests/store_contract.rs`). Every change writes its audit record (`audit`) in
+//! against both (`tests/integration/store_contract.rs`). Every change writes its audit record (`audit`) in
 //! the same transaction.
 
 mod audit;
@@ -18,11 +18,14 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::{NewPlayer, Player, Position};
+use crate::{
+    config::DatabaseSettings,
+    domain::{NewPlayer, Player, Position},
+};
 
 pub use audit::{
-    AUDITED_FIELDS, Actor, ActorKind, AuditAction, AuditContext, AuditFilters, AuditPage,
-    AuditQuery, AuditRecord, Changes,
+    AUDITED_FIELDS, AuditAction, AuditContext, AuditFilters, AuditPage, AuditQuery, AuditRecord,
+    Changes,
 };
 pub use cursor::{AuditCursor, Cursor, CursorError};
 pub use postgres::PostgresStore;
@@ -188,6 +191,16 @@ pub struct PoolSettings {
     pub max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout: std::time::Duration,
+}
+
+impl From<&DatabaseSettings> for PoolSettings {
+    fn from(db: &DatabaseSettings) -> Self {
+        PoolSettings {
+            max_connections: db.max_connections,
+            min_connections: db.min_connections,
+            acquire_timeout: db.acquire_timeout(),
+        }
+    }
 }
 
 /// Opens the store the URL's scheme names: `postgres://`/`postgresql://` or `sqlite:`.

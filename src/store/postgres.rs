@@ -22,6 +22,7 @@ use super::{
 use crate::{
     domain::{NewPlayer, Player, Position},
     secrets::CredentialRefresher,
+    telemetry::metrics,
 };
 
 #[derive(Clone)]
@@ -62,6 +63,21 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Samples the pool's in-use and idle connections into `DbPoolInUse`/`DbPoolIdle` every
+    /// `every` until the task is aborted (a gauge: the last sample of an interval is emitted).
+    pub fn spawn_pool_sampler(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let idle = pool.num_idle() as u32;
+                metrics::set_pool(pool.size().saturating_sub(idle), idle);
+            }
+        })
     }
 
     /// A pooled connection; with a refresher, a refused login re-reads the secret and retries.

@@ -5,9 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
-use super::{
-    ActorKind, AuditAction, AuditQuery, AuditRecord, ListQuery, StoreError, cursor::SortValue,
-};
+use super::{AuditAction, AuditQuery, AuditRecord, ListQuery, StoreError, cursor::SortValue};
+use crate::domain::ActorKind;
 
 pub const COLUMNS: &str = "id, name, date_of_birth, country, team, position, club_number, \
      national_team_number, version, created_at, updated_at, created_by, updated_by";

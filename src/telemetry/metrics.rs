@@ -427,23 +427,6 @@ fn document(
     Value::Object(root)
 }
 
-/// Samples the pool's in-use and idle connections into `DbPoolInUse`/`DbPoolIdle` every
-/// `every` until the task is aborted (a gauge: the last sample of an interval is emitted).
-pub fn spawn_pool_sampler<DB: sqlx::Database>(
-    pool: sqlx::Pool<DB>,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            let idle = pool.num_idle() as u32;
-            set_pool(pool.size().saturating_sub(idle), idle);
-        }
-    })
-}
-
 static GLOBAL: OnceLock<Recorder> = OnceLock::new();
 
 /// Makes `recorder` the one the free functions below use. Later calls are ignored.
@@ -667,7 +650,7 @@ mod tests {
     }
 
     #[test]
-    fn dimension_sets_match_the_contract() {
+    fn dimension_sets_match_the_documented_ones() {
         let r = recorder();
         r.record_request("/health", 200, Duration::from_millis(1));
         r.record_auth_failure("expired");

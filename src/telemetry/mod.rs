@@ -11,8 +11,6 @@ pub mod metrics;
 pub mod otel;
 pub mod xray;
 
-use crate::auth::Principal;
-
 /// The ids of the request being served: the one this service generated (the id of record in
 /// logs, problem documents and audit rows) and the client's own `x-request-id`, if it sent a
 /// usable one (kept beside it, never instead of it: a client could reuse or forge ids).
@@ -44,13 +42,6 @@ pub fn current_client_request_id() -> Option<String> {
 /// Runs `fut` with `ids` as the current request's ids.
 pub async fn with_request_ids<F: std::future::Future>(ids: RequestIds, fut: F) -> F::Output {
     REQUEST_IDS.scope(ids, fut).await
-}
-
-/// Adds the principal to the current request span (kind and id; never email or token).
-pub fn record_principal(principal: &Principal) {
-    let span = tracing::Span::current();
-    span.record("principal_kind", principal.kind.as_str());
-    span.record("principal_id", principal.subject.as_str());
 }
 
 /// The X-Ray trace id (`Root`) of the ALB's `X-Amzn-Trace-Id`, if well formed.

@@ -2,7 +2,7 @@
 (tests/oidc-provider: `oidc-provider`, installed by scripts/oidc-provider-deps.sh) with its
 Cognito- and Okta-shaped claim profiles: the provider's own login page, /v1/me, create and read,
 a viewer's refused write, logout through the provider's end-session page, and the login asked
-again. The same journeys over plain HTTP are tests/oidc_provider_journeys.rs."""
+again. The same journeys over plain HTTP are tests/integration/oidc_provider_journeys.rs."""
 
 from __future__ import annotations
 

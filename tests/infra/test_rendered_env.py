@@ -2,7 +2,7 @@
 
 `tests/fixtures/service-env-cognito.json` is that rendering with placeholders for the values
 only a real deployment has (`{{import:IssuerUrl}}`, `{{ref:LoadBalancer}}`, ...). The Rust
-tests start the real `serve` binary from this file (tests/production_shape.rs), replacing the
+tests start the real `serve` binary from this file (tests/integration/production_shape.rs), replacing the
 placeholders with their stand-ins, so they configure the service the way the template does.
 This test keeps the file and the template in step: change one, and it fails until the other
 follows (`UPDATE_FIXTURES=1` rewrites the file).
@@ -62,7 +62,7 @@ def test_fixture_is_the_cognito_rendering_of_service_yaml(templates):
         FIXTURE.write_text(json.dumps(env, indent=2, sort_keys=True) + "\n")
     assert json.loads(FIXTURE.read_text()) == env, (
         "service.yaml's environment changed: rerun with UPDATE_FIXTURES=1 and check "
-        "tests/production_shape.rs still describes the deployment"
+        "tests/integration/production_shape.rs still describes the deployment"
     )
 
 

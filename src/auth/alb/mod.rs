@@ -1,5 +1,9 @@
 //! Verification of the ALB's user-claims header `x-amzn-oidc-data` (ES256, signed by the
-//! load balancer). See `docs`/`ALB-AUTH.md` §1 for the checks; each has its own `AlbError`.
+//! load balancer). The checks, in order of cost (`AlbVerifier::verify_uncached`): the header's
+//! shape and length, `alg` ES256, a UUID `kid`, a `signer` among `ALB_SIGNER_ARNS`, `exp`
+//! present and agreeing between header and payload, `iss` agreeing and equal to `ALB_ISSUER`,
+//! `client` equal to `ALB_CLIENT_ID`, not expired beyond the skew, then the signature with the
+//! key of that signer's region; each failure has its own `AlbError`.
 //!
 //! Self-contained: used by the server's authenticator and by `players-api verify-alb-header`.
 

@@ -7,17 +7,14 @@
 //! Roles are global to the cluster, so every test uses its own role names and its own database,
 //! and drops them afterwards.
 
-mod common;
-
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_secretsmanager::config::{Credentials, Region};
-use common::{TestApp, admin_url, player_body, pool_settings};
+use crate::support::app::{TestApp, player_body};
+use crate::support::aws::Moto;
+use crate::support::db::{admin_url, pool_settings};
+use crate::support::wait_until;
 use players_api::secrets::{CredentialRefresher, RefreshTiming, SecretsClient};
 use players_api::store::{PlayerStore, PostgresStore, grants};
 use reqwest::Method;
@@ -362,71 +359,6 @@ async fn a_table_without_a_grants_entry_fails_the_step() {
 // ---------------------------------------------------------------------------------------------
 // Alternating-users rotation under load. moto stands in for Secrets Manager.
 
-fn tools_venv() -> PathBuf {
-    std::env::var_os("PLAYERS_TOOLS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"))
-}
-
-/// A moto server on a free loopback port, killed on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let bin = tools_venv().join("bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} not found: run ./scripts/test.sh (it installs the tools venv)",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server");
-        let mut moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited early: {status}");
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto_server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        moto
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The runtime secret as database.yaml shapes it (the rotation function's fields).
 fn secret_json(user: &str, password: &str) -> String {
     json!({
@@ -447,12 +379,7 @@ async fn alternating_user_rotation_under_load_fails_no_request() {
     let clone = db.clone_role();
 
     let moto = Moto::start();
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let conf = moto.sdk_config().await;
     let sm = aws_sdk_secretsmanager::Client::new(&conf);
     let arn = sm
         .create_secret()

@@ -1,10 +1,8 @@
 //! The storage contract, run against PostgreSQL (a fresh database per test) and SQLite (a
 //! fresh file per test). Each test body is written once and instantiated for both backends.
 
-mod common;
-
+use crate::support::db::{Backend, TestDb, ctx};
 use chrono::NaiveDate;
-use common::{Backend, TestDb, ctx};
 use players_api::{
     domain::{NewPlayer, PlayerInput, Position},
     store::{Created, Filters, Idempotency, ListQuery, PlayerStore, Sort, StoreError},

@@ -2,11 +2,9 @@
 //! tables and columns with the same nullability, the same primary and unique keys, the same
 //! columns under CHECK constraints, and the same indexes.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{Backend, TestDb};
+use crate::support::db::{Backend, TestDb};
 use sqlx::Row;
 
 const TABLES: &[&str] = &["players", "idempotency_keys", "audit_log"];

@@ -6,17 +6,15 @@
 //! replaced by local stand-ins, plus the database location (SQLite instead of RDS: identity
 //! does not depend on it) and the listen address.
 
-mod auth_support;
 #[allow(dead_code)]
-#[path = "runtime_e2e/support.rs"]
-mod support;
-
+use crate::support::app::Exchange;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use auth_support::{ARN, AlbKeyPair, Issuer, Reply, TestServer, now};
+use crate::support::DEADLINE;
+use crate::support::identity::{ARN, AlbKeyPair, Issuer, Reply, TestServer, now};
+use crate::support::process::{Service, http};
 use serde_json::{Value, json};
-use support::{DEADLINE, Service, http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BROWSER_CLIENT: &str = "cognito-browser-client";
@@ -181,16 +179,14 @@ async fn cognito_browser_users_get_their_groups_from_the_browser_clients_access_
     let res = client
         .get(svc.url("/v1/players"))
         .headers(viewer.clone())
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 200, "{}", svc.stderr.text());
     let me: Value = client
         .get(svc.url("/v1/me"))
         .headers(viewer)
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -230,9 +226,8 @@ async fn cognito_browser_users_get_their_groups_from_the_browser_clients_access_
         let res = client
             .get(svc.url("/v1/players"))
             .headers(headers)
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_eq!(problem_code(res).await, (status, code.to_owned()), "{case}");
     }
 
@@ -240,18 +235,16 @@ async fn cognito_browser_users_get_their_groups_from_the_browser_clients_access_
     let res = client
         .get(svc.url("/v1/players"))
         .bearer_auth(cognito.user_access_token(BROWSER_CLIENT, "user-1", &["players-admin"]))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(problem_code(res).await, (401, "invalid_token".into()));
 
     // The machine client is.
     let res = client
         .get(svc.url("/v1/players"))
         .bearer_auth(cognito.service_token(MACHINE_CLIENT, "players/read"))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 200);
 
     for reason in [
@@ -278,9 +271,8 @@ async fn mixed_credentials_are_refused_before_any_key_is_fetched() {
     let res = client
         .get(svc.url("/v1/players"))
         .bearer_auth(&service_token)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 200);
     let fetches = cognito.server.hits();
 
@@ -292,9 +284,8 @@ async fn mixed_credentials_are_refused_before_any_key_is_fetched() {
             .bearer_auth(&service_token)
             .header("x-amzn-oidc-data", junk)
             .header("x-amzn-oidc-accesstoken", "junk")
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_eq!(problem_code(res).await, (401, "invalid_token".into()));
     }
     assert_eq!(
@@ -323,9 +314,8 @@ async fn mixed_credentials_are_refused_before_any_key_is_fetched() {
             &cognito.userinfo(&rotated, "user-1"),
             &cognito.user_access_token(BROWSER_CLIENT, "user-1", &["players-viewer"]),
         ))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 200, "{}", svc.stdout.text());
 }
 
@@ -437,9 +427,8 @@ async fn slow_request_heads_and_bodies_are_cut_off_with_408() {
     let list: Value = http()
         .get(svc.url("/v1/players"))
         .bearer_auth(cognito.service_token(MACHINE_CLIENT, "players/read"))
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -459,9 +448,8 @@ async fn the_service_generates_the_request_id_of_record_and_keeps_the_clients_be
             "name": "Ada Hegerberg", "date_of_birth": "1995-07-10", "country": "NOR",
             "team": "Lyon", "position": "forward"
         }))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 201);
     let id_of_record = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_ne!(id_of_record, "client-chosen-1");
@@ -485,9 +473,8 @@ async fn the_service_generates_the_request_id_of_record_and_keeps_the_clients_be
     let audit: Value = client
         .get(svc.url("/v1/admin/audit"))
         .bearer_auth(&admin)
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -500,9 +487,8 @@ async fn the_service_generates_the_request_id_of_record_and_keeps_the_clients_be
         .get(svc.url("/v1/players"))
         .bearer_auth(&admin)
         .header("x-request-id", "client-chosen-1")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     let second = res.headers()["x-request-id"].to_str().unwrap();
     assert_ne!(second, id_of_record);
     assert_ne!(second, "client-chosen-1");
@@ -525,9 +511,8 @@ async fn alb_only_deployments_read_groups_from_the_access_token_too() {
     let me: Value = client
         .get(svc.url("/v1/me"))
         .headers(editor)
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -540,9 +525,8 @@ async fn alb_only_deployments_read_groups_from_the_access_token_too() {
     let res = client
         .get(svc.url("/v1/players"))
         .bearer_auth(cognito.service_token(MACHINE_CLIENT, "players/read"))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(problem_code(res).await, (401, "invalid_token".into()));
 }
 

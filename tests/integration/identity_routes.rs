@@ -1,9 +1,7 @@
 //! `/v1/me`, `/v1/admin/routes` and `/logout` through actix with the production authenticator.
 
-mod auth_support;
-
+use crate::support::identity::*;
 use actix_web::{App, http::header, test, web};
-use auth_support::*;
 use players_api::{
     auth::Authenticator,
     routes::{self, logout::LogoutConfig},

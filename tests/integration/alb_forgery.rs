@@ -2,12 +2,10 @@
 //! expected reason, through the production authenticator. Key endpoint behaviour is tested
 //! against a local HTTP server.
 
-mod auth_support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::identity::*;
 use actix_web::{ResponseError, http::Method, test::TestRequest};
-use auth_support::*;
 use base64::{
     Engine,
     engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD},
@@ -619,7 +617,7 @@ async fn endpoint_returning_an_rsa_key() {
 }
 
 fn fixture_pem(name: &str) -> Vec<u8> {
-    auth_support::fixture(name).into_bytes()
+    crate::support::identity::fixture(name).into_bytes()
 }
 
 #[tokio::test]

@@ -4,14 +4,14 @@
 //! authenticator and tokens signed here. Driven by the route table, so a new route is covered
 //! the moment it is added.
 
-mod auth_support;
-
+use crate::support::app::Exchange;
 use std::net::TcpListener;
 
-use auth_support::*;
+use crate::support::identity::*;
 use players_api::{
     auth::{PermissionSet, policy::PermissionPolicy},
-    routes::{ROUTES, health::ShutdownFlag, logout::LogoutConfig},
+    routes::{ROUTES, logout::LogoutConfig},
+    shutdown::ShutdownFlag,
     startup::{AppState, Application},
     store::{self, PoolSettings},
 };
@@ -115,7 +115,7 @@ async fn every_route_for_every_kind_of_caller() {
                     .header("if-match", "\"x\"")
                     .body(r#"{"team":"Chelsea"}"#);
             }
-            let status = req.send().await.unwrap().status().as_u16();
+            let status = req.exchange().await.status().as_u16();
             checked += 1;
 
             let held = permissions(&persona);
@@ -167,9 +167,8 @@ async fn the_acting_principal_is_recorded_and_csrf_applies_over_http() {
         .header("origin", "https://evil.example.com")
         .header("content-type", "application/json")
         .body(PLAYER)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 403);
     let problem: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(problem["code"], "csrf_rejected");
@@ -181,9 +180,8 @@ async fn the_acting_principal_is_recorded_and_csrf_applies_over_http() {
         .header("origin", PUBLIC_ORIGIN)
         .header("content-type", "application/json")
         .body(PLAYER)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 201);
     let player: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(player["created_by"], "user:u-editor");
@@ -194,9 +192,8 @@ async fn the_acting_principal_is_recorded_and_csrf_applies_over_http() {
         .bearer_auth(ids.service_token(&["players/write"]))
         .header("content-type", "application/json")
         .body(PLAYER.replace("\"club_number\":14", "\"club_number\":15"))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 201);
     let player: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(player["created_by"], format!("service:{SERVICE_CLIENT}"));
@@ -205,9 +202,8 @@ async fn the_acting_principal_is_recorded_and_csrf_applies_over_http() {
     let resp = client
         .get(format!("{base}/v1/players"))
         .bearer_auth("eyJhbGciOiJub25lIn0.e30.")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 401);
     assert_eq!(
         resp.headers()["www-authenticate"],

@@ -1,4 +1,4 @@
-//! End to end against the real binary, `players-api serve`, for the AWS runtime (issue 4):
+//! End to end against the real binary, `players-api serve`, for the AWS runtime:
 //! request and trace ids in the JSON log lines, EMF metrics on stdout, graceful shutdown on
 //! SIGTERM, database credentials and settings from Secrets Manager (moto), and no secret in
 //! anything a child process wrote.
@@ -9,15 +9,16 @@
 //! `$PLAYERS_TOOLS_VENV` or `.tools/venv`. Every test ends by scanning all its children's stdout
 //! and stderr for the secrets it handled (`assert_no_secret_in_output`).
 
-#[path = "runtime_e2e/support.rs"]
-mod support;
-
+use crate::support::app::Exchange;
 use std::time::{Duration, Instant};
 
+use crate::support::DEADLINE;
+use crate::support::aws::{Moto, aws_env, refusing_secrets_manager};
+use crate::support::db::TestDb;
+use crate::support::process::*;
 use players_api::local_alb::UserClaims;
 use players_api::telemetry::metrics::emf_violations;
 use serde_json::Value;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
@@ -69,9 +70,8 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
         .bearer_auth(&token)
         .header("x-amzn-trace-id", TRACE_HEADER)
         .header("x-request-id", "rid-123")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 404);
     let rid_error = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&rid_error).is_ok(), "{rid_error}");
@@ -98,9 +98,7 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
         .header("x-amzn-oidc-data", &alb)
         .header("x-amzn-trace-id", "Root=1-5759e988-000000000000000000000abc;Parent=53995c3f42cd8ad8;Sampled=0;Lineage=a87bd80c:0")
         .header("x-request-id", "rid-user")
-        .send()
-        .await
-        .unwrap();
+        .exchange().await;
     assert_eq!(resp.status(), 200);
     let rid_user = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_ne!(rid_user, "rid-user");
@@ -111,9 +109,8 @@ async fn request_and_trace_ids_tie_every_log_line_of_a_request() {
         .bearer_auth(&token)
         .header("x-amzn-trace-id", "Root=not-a-trace-id")
         .header("x-request-id", "bad id <with> spaces")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 200);
     let fresh_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&fresh_id).is_ok(), "{fresh_id}");
@@ -254,9 +251,8 @@ async fn emf_documents_are_valid_and_count_every_request_once() {
         let resp = client
             .get(svc.url("/v1/players"))
             .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_eq!(resp.status(), 200);
     }
     let forged = "not.a-valid.token";
@@ -264,9 +260,8 @@ async fn emf_documents_are_valid_and_count_every_request_once() {
         let resp = client
             .get(svc.url("/v1/players"))
             .bearer_auth(forged)
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_eq!(resp.status(), 401);
     }
 
@@ -331,9 +326,8 @@ async fn the_last_metrics_interval_is_flushed_at_sigterm() {
         let resp = client
             .get(svc.url("/v1/players"))
             .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_eq!(resp.status(), 200);
         ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_owned());
     }
@@ -455,7 +449,7 @@ async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero()
 
     // /ready goes 503 at once; new connections are still served during the delay.
     loop {
-        let status = client.get(svc.url("/ready")).send().await.unwrap().status();
+        let status = client.get(svc.url("/ready")).exchange().await.status();
         if status == 503 {
             break;
         }
@@ -465,7 +459,7 @@ async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let health = client.get(svc.url("/health")).send().await.unwrap();
+    let health = client.get(svc.url("/health")).exchange().await;
     assert_eq!(health.status(), 200, "/health during the delay");
     assert!(
         signalled.elapsed() < DELAY,
@@ -547,12 +541,14 @@ async fn sigterm_turns_ready_off_then_drains_in_flight_requests_and_exits_zero()
 // Secrets Manager (moto)
 
 /// PostgreSQL settings without credentials: they come from DB_SECRET_ARN.
-fn pg_env(identity: &Identity, db: &FreshDb) -> std::collections::BTreeMap<String, String> {
+fn pg_env(identity: &Identity, db: &TestDb) -> std::collections::BTreeMap<String, String> {
     let mut env = identity.base_env();
+    let at = db.pg_location();
+    let port = at.port.to_string();
     for (k, v) in [
-        ("DB_HOST", "127.0.0.1"),
-        ("DB_PORT", "5432"),
-        ("DB_NAME", db.name.as_str()),
+        ("DB_HOST", at.host.as_str()),
+        ("DB_PORT", port.as_str()),
+        ("DB_NAME", at.name.as_str()),
         ("DB_SSLMODE", "disable"),
         ("STARTUP_DEADLINE_SECS", "20"),
         ("SHUTDOWN_DELAY_SECS", "0"),
@@ -570,13 +566,14 @@ fn unique(prefix: &str) -> String {
 async fn serve_takes_db_credentials_and_settings_from_secrets_manager() {
     let mut identity = Identity::start().await;
     let moto = Moto::start();
-    let db = FreshDb::create().await;
+    let db = TestDb::postgres().await;
     let password = unique("Pw-e2e");
     let ignored_value = unique("Not-a-setting-value");
     let db_arn = moto
         .create_secret(
             "players/e2e/db",
-            &serde_json::json!({"username": "postgres", "password": password}).to_string(),
+            &serde_json::json!({"username": db.pg_location().user, "password": password})
+                .to_string(),
         )
         .await;
     // Overlaid on the environment, which allows local-service: after the overlay it may not.
@@ -603,9 +600,8 @@ async fn serve_takes_db_credentials_and_settings_from_secrets_manager() {
     let resp = client
         .get(svc.url("/v1/players"))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 401, "BEARER_CLIENT_IDS from the secret");
     // The database works with the secret's credentials, for a caller still allowed.
     let alb = identity.alb_header(&UserClaims {
@@ -618,9 +614,8 @@ async fn serve_takes_db_credentials_and_settings_from_secrets_manager() {
     let resp = client
         .get(svc.url("/v1/me"))
         .header("x-amzn-oidc-data", &alb)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 200);
 
     // An unknown key is ignored, and said so by name only.
@@ -671,14 +666,14 @@ async fn start_up_failure(env: &std::collections::BTreeMap<String, String>) -> (
 async fn unusable_secrets_stop_start_up_with_one_clear_line_and_no_value() {
     let identity = Identity::start().await;
     let moto = Moto::start();
-    let db = FreshDb::create().await;
+    let db = TestDb::postgres().await;
     let leaky = unique("Leaky-value");
     let mut base = pg_env(&identity, &db);
     moto.env(&mut base);
     let good_db = moto
         .create_secret(
             "players/e2e/good-db",
-            &serde_json::json!({"username": "postgres", "password": leaky}).to_string(),
+            &serde_json::json!({"username": db.pg_location().user, "password": leaky}).to_string(),
         )
         .await;
     let mut services = Vec::new();
@@ -829,9 +824,8 @@ async fn traces_are_exported_over_otlp_under_the_alb_trace_id() {
         .header("x-amzn-trace-id", alb_trace)
         .header("content-type", "application/json")
         .body(PLAYER)
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -840,9 +834,8 @@ async fn traces_are_exported_over_otlp_under_the_alb_trace_id() {
         .get(svc.url(&format!("/v1/players/{id}")))
         .bearer_auth(&token)
         .header("x-amzn-trace-id", alb_trace)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 200);
     svc.sigterm();
     assert!(svc.wait_exit(DEADLINE).await.success());
@@ -886,9 +879,8 @@ async fn without_an_otlp_endpoint_nothing_is_exported() {
         .get(svc.url("/v1/players"))
         .bearer_auth(&token)
         .header("x-amzn-trace-id", TRACE_HEADER)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), 200);
     svc.sigterm();
     assert!(svc.wait_exit(DEADLINE).await.success());

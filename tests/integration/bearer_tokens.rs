@@ -1,12 +1,10 @@
 //! Bearer tokens: every refused case with its reason, the JWKS penalty box and rotation, alg
 //! confusion, and the combination rules with the ALB header.
 
-mod auth_support;
-
 use std::{sync::Arc, time::Duration};
 
+use crate::support::identity::*;
 use actix_web::{ResponseError, http::header, test::TestRequest};
-use auth_support::*;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use players_api::{
     auth::{
@@ -117,7 +115,7 @@ async fn missing_scope_is_403_naming_the_permission() {
         .issuer
         .sign_rs256(&f.issuer.access_claims(CLIENT_ID, "players/read"));
     let p = f.auth.authenticate(&bearer_req(&token)).await.unwrap();
-    let err = p.require(Permission::PlayersDelete).unwrap_err();
+    let err = ApiError::from(p.require(Permission::PlayersDelete).unwrap_err());
     assert_eq!(err.status_code(), 403);
     assert_eq!(err.code(), "forbidden");
     assert!(err.problem().detail.contains("players:delete"));

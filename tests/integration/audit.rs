@@ -3,9 +3,8 @@
 //! recorded for a failed write; the change rolled back when its record cannot be written; the
 //! listing admin-only, filtered and paginated.
 
-mod common;
-
-use common::{Backend, TestApp, TestDb, assert_problem, player_body};
+use crate::support::app::{Exchange, TestApp, assert_problem, player_body};
+use crate::support::db::{Backend, TestDb};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -24,11 +23,7 @@ fn audit_path(query: &[(&str, &str)]) -> String {
 
 /// The audit listing as admin, with `query` parameters; asserts 200.
 async fn audit(app: &TestApp, query: &[(&str, &str)]) -> Value {
-    let res = app
-        .admin(Method::GET, &audit_path(query))
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::GET, &audit_path(query)).exchange().await;
     assert_eq!(res.status(), 200, "{:?}", res.text().await);
     res.json().await.unwrap()
 }
@@ -114,9 +109,8 @@ async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend
                       "country": "bel", "team": "Napoli", "position": "midfielder",
                       "club_number": 11, "national_team_number": 7}),
         )
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 201);
     let create_id = request_id(&res);
     let created: Value = res.json().await.unwrap();
@@ -129,18 +123,16 @@ async fn create_update_delete_are_recorded(app: &TestApp, _: &TestDb, _: Backend
         .header("x-request-id", "req-update-1")
         .header("x-amzn-trace-id", TRACE_HEADER)
         .body(r#"{"team": "Manchester City", "national_team_number": null}"#)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 200);
     let update_id = request_id(&res);
 
     let res = app
         .as_role("editor", Method::DELETE, &path)
         .header("x-request-id", "req-delete-1")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 204);
     let delete_id = request_id(&res);
 
@@ -218,17 +210,15 @@ async fn failed_writes_record_nothing(app: &TestApp, _: &TestDb, _: Backend) {
             &json!({"name": "Clash", "date_of_birth": "2000-01-01", "country": "ENG",
                       "team": a["team"], "position": "forward", "club_number": a["club_number"]}),
         )
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 409, "club_number_taken").await;
     let res = app
         .admin(Method::PATCH, &b_path)
         .header("content-type", "application/merge-patch+json")
         .body(json!({"club_number": a["club_number"]}).to_string())
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 409, "club_number_taken").await;
 
     // 412: stale If-Match on update and delete.
@@ -237,16 +227,14 @@ async fn failed_writes_record_nothing(app: &TestApp, _: &TestDb, _: Backend) {
         .header("content-type", "application/merge-patch+json")
         .header("if-match", "\"7\"")
         .body(r#"{"name": "Renamed"}"#)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 412, "precondition_failed").await;
     let res = app
         .admin(Method::DELETE, &b_path)
         .header("if-match", "\"7\"")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 412, "precondition_failed").await;
 
     // A replayed idempotent create changes nothing and records nothing.
@@ -255,9 +243,8 @@ async fn failed_writes_record_nothing(app: &TestApp, _: &TestDb, _: Backend) {
             .admin(Method::POST, "/v1/players")
             .header("idempotency-key", "k-1")
             .json(&player_body(3))
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_eq!(res.status(), 201);
     }
 
@@ -274,27 +261,24 @@ async fn a_failed_audit_insert_rolls_the_change_back(app: &TestApp, db: &TestDb,
     let res = app
         .admin(Method::POST, "/v1/players")
         .json(&player_body(2))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 500, "internal").await;
     let res = app
         .admin(Method::PATCH, &path)
         .header("content-type", "application/merge-patch+json")
         .body(r#"{"name": "Renamed"}"#)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 500, "internal").await;
-    let res = app.admin(Method::DELETE, &path).send().await.unwrap();
+    let res = app.admin(Method::DELETE, &path).exchange().await;
     assert_problem(res, 500, "internal").await;
 
     repair_the_audit_log(db, backend).await;
     let players: Value = app
         .admin(Method::GET, "/v1/players")
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -308,7 +292,7 @@ async fn a_failed_audit_insert_rolls_the_change_back(app: &TestApp, db: &TestDb,
     assert_eq!(records[0]["action"], "create");
 
     // Repaired, the same writes go through and are recorded.
-    let res = app.admin(Method::DELETE, &path).send().await.unwrap();
+    let res = app.admin(Method::DELETE, &path).exchange().await;
     assert_eq!(res.status(), 204);
     assert_eq!(items(app, &[]).await[0]["action"], "delete");
 }
@@ -317,23 +301,13 @@ async fn the_listing_is_admin_only(app: &TestApp, _: &TestDb, _: Backend) {
     for role in ["editor", "viewer", "nobody"] {
         let res = app
             .as_role(role, Method::GET, "/v1/admin/audit")
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_problem(res, 403, "forbidden").await;
     }
-    let res = app
-        .client
-        .get(app.url("/v1/admin/audit"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.get(app.url("/v1/admin/audit")).exchange().await;
     assert_problem(res, 401, "unauthenticated").await;
-    let res = app
-        .admin(Method::POST, "/v1/admin/audit")
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::POST, "/v1/admin/audit").exchange().await;
     assert_eq!(res.status(), 405);
 }
 
@@ -352,9 +326,8 @@ async fn filters_and_pages(app: &TestApp, _: &TestDb, _: Backend) {
             .as_role("editor", Method::PATCH, &format!("/v1/players/{id}"))
             .header("content-type", "application/json")
             .body(r#"{"position": "defender"}"#)
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_eq!(res.status(), 200);
     }
 

@@ -4,14 +4,14 @@
 //! (scram-sha-256; started as the `postgres` OS user with `runuser` when run as root).
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_secretsmanager::config::{Credentials, Region};
+use crate::support::aws::{Moto, sdk_config};
+use crate::support::{free_port, wait_until};
 use players_api::secrets::{
     CredentialRefresher, RefreshTiming, RetryPolicy, SecretError, SecretsClient, SecretsSettings,
     load_startup_secrets_with,
@@ -63,80 +63,6 @@ impl LogBuf {
 
 // ---------------------------------------------------------------------------------------------
 // moto
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn tools_venv() -> PathBuf {
-    std::env::var_os("PLAYERS_TOOLS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"))
-}
-
-/// A moto server on a free loopback port, killed on drop (also when the test fails).
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let bin = tools_venv().join("bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} not found: run ./scripts/test.sh, or `python3 -m venv .tools/venv && .tools/venv/bin/pip install 'moto[server]'`",
-            bin.display()
-        );
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server");
-        let mut moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        // Readiness by polling, with a deadline.
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited early: {status}");
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "moto_server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        moto
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
 
 async fn create_secret(conf: &aws_config::SdkConfig, name: &str, value: &str) -> String {
     let sm = aws_sdk_secretsmanager::Client::new(conf);
@@ -587,15 +513,6 @@ impl Drop for PgCluster {
     }
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Secrets Manager's `createSecret` step: the new version, staged `AWSPENDING` only.
 async fn stage_pending(sm: &aws_sdk_secretsmanager::Client, arn: &str, value: &str) -> String {
     sm.put_secret_value()
         .secret_id(arn)
@@ -907,7 +824,7 @@ async fn default_chain_reads_settings_and_endpoint_from_the_environment() {
     for endpoint_var in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER"] {
         let out = Command::new(std::env::current_exe().unwrap())
             .args([
-                "default_chain_reads_settings_and_endpoint_from_the_environment",
+                "secrets::default_chain_reads_settings_and_endpoint_from_the_environment",
                 "--exact",
                 "--nocapture",
                 "--test-threads=1",

@@ -25,13 +25,18 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, http::Method};
+use actix_web::HttpRequest;
+
+mod from_settings;
+
+pub use from_settings::{validate, warn_weak_settings};
 
 use super::{
     AuthError, Authenticator, Principal, PrincipalKind, Scheme,
     alb::AlbVerifier,
     bearer::BearerVerifier,
-    config::{AuthConfigError, AuthSettings, GroupsSource, normalise_origin},
+    config::GroupsSource,
+    csrf::{check_same_origin, normalise_origin},
     policy::PermissionPolicy,
 };
 
@@ -77,24 +82,6 @@ impl IdentityAuthenticator {
                 .filter_map(|o| normalise_origin(o))
                 .collect(),
         }
-    }
-
-    /// Builds everything from the settings (validated again here).
-    pub fn from_settings(settings: &AuthSettings) -> Result<Self, AuthConfigError> {
-        settings.validate()?;
-        let v = settings.build_verifiers()?;
-        let authenticator = Self::new(
-            v.alb.map(Arc::new),
-            v.bearer.map(Arc::new),
-            settings.policy()?,
-            settings.alb_groups_source,
-            settings.auth_groups_claim.clone(),
-            settings.public_origins()?,
-        );
-        Ok(match v.access_token {
-            Some(at) => authenticator.with_access_token_verifier(Arc::new(at)),
-            None => authenticator,
-        })
     }
 
     /// The verifier of `x-amzn-oidc-accesstoken` (groups source `accesstoken` or `both`):
@@ -213,39 +200,6 @@ impl IdentityAuthenticator {
         }
         Ok(claims.string_list(&self.groups_claim))
     }
-
-    fn check_same_origin(&self, req: &HttpRequest) -> Result<(), AuthError> {
-        if matches!(
-            *req.method(),
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-        ) {
-            return Ok(());
-        }
-        let headers = req.headers();
-        if let Some(origin) = headers.get("origin") {
-            let ok = origin
-                .to_str()
-                .ok()
-                .and_then(normalise_origin)
-                .is_some_and(|o| self.public_origins.contains(&o));
-            return if ok {
-                Ok(())
-            } else {
-                Err(AuthError::CsrfRejected {
-                    reason: "origin_not_allowed".into(),
-                })
-            };
-        }
-        match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-            Some("same-origin") => Ok(()),
-            Some(_) => Err(AuthError::CsrfRejected {
-                reason: "cross_site".into(),
-            }),
-            None => Err(AuthError::CsrfRejected {
-                reason: "no_origin".into(),
-            }),
-        }
-    }
 }
 
 #[async_trait::async_trait(?Send)]
@@ -269,7 +223,7 @@ impl Authenticator for IdentityAuthenticator {
             (None, Some(v)) => self.bearer_principal(v.as_bytes()).await,
             (Some(v), None) => {
                 let user = self.alb_principal(req, v.as_bytes()).await?;
-                self.check_same_origin(req)?;
+                check_same_origin(req, &self.public_origins)?;
                 Ok(user)
             }
         }

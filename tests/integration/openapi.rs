@@ -2,11 +2,10 @@
 //! route declaring its security and every error response documented as problem+json.
 //! (`./scripts/test.sh` also validates the document with openapi-spec-validator.)
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{TestApp, TestDb};
+use crate::support::app::TestApp;
+use crate::support::db::TestDb;
 use players_api::routes::{ROUTES, docs::ApiDoc};
 use serde_json::Value;
 use utoipa::OpenApi;

@@ -1,10 +1,9 @@
 //! End-to-end tests through the real HTTP server (port 0) on both database backends.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{Backend, TestApp, TestDb, assert_problem, player_body};
+use crate::support::app::{Exchange, TestApp, assert_problem, player_body};
+use crate::support::db::{Backend, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -17,9 +16,8 @@ async fn crud_cycle(app: &TestApp) {
                       "country": "bel", "team": "Napoli", "position": "midfielder",
                       "club_number": 11, "national_team_number": 7}),
         )
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 201);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let etag = res.headers()["etag"].to_str().unwrap().to_owned();
@@ -32,7 +30,7 @@ async fn crud_cycle(app: &TestApp) {
     assert_eq!(created["created_by"], "user:test-admin");
 
     // Read.
-    let res = app.admin(Method::GET, &location).send().await.unwrap();
+    let res = app.admin(Method::GET, &location).exchange().await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"], etag.as_str());
     assert_eq!(res.json::<Value>().await.unwrap(), created);
@@ -43,9 +41,8 @@ async fn crud_cycle(app: &TestApp) {
         .header("content-type", "application/merge-patch+json")
         .header("if-match", &etag)
         .body(r#"{"team": "Manchester City", "national_team_number": null}"#)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"], "\"2\"");
     let updated: Value = res.json().await.unwrap();
@@ -61,13 +58,12 @@ async fn crud_cycle(app: &TestApp) {
     let res = app
         .admin(Method::DELETE, &location)
         .header("if-match", "\"2\"")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 204);
-    let res = app.admin(Method::GET, &location).send().await.unwrap();
+    let res = app.admin(Method::GET, &location).exchange().await;
     assert_problem(res, 404, "not_found").await;
-    let res = app.admin(Method::DELETE, &location).send().await.unwrap();
+    let res = app.admin(Method::DELETE, &location).exchange().await;
     assert_problem(res, 404, "not_found").await;
 }
 
@@ -77,24 +73,21 @@ async fn etags_and_preconditions(app: &TestApp) {
     let res = app
         .admin(Method::GET, &path)
         .header("if-none-match", "\"1\"")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(res.headers()["etag"], "\"1\"");
     let res = app
         .admin(Method::GET, &path)
         .header("if-none-match", "\"0\"")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), 200);
     let res = app
         .admin(Method::GET, &path)
         .header("if-none-match", "*")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
 
     let patch = |etag: &'static str| {
@@ -103,26 +96,19 @@ async fn etags_and_preconditions(app: &TestApp) {
             .header("if-match", etag)
             .body(r#"{"name": "Renamed"}"#)
     };
-    assert_eq!(patch("\"1\"").send().await.unwrap().status(), 200);
+    assert_eq!(patch("\"1\"").exchange().await.status(), 200);
     // The same precondition again is now stale, and nothing changes.
-    assert_problem(
-        patch("\"1\"").send().await.unwrap(),
-        412,
-        "precondition_failed",
-    )
-    .await;
+    assert_problem(patch("\"1\"").exchange().await, 412, "precondition_failed").await;
     let res = app
         .admin(Method::DELETE, &path)
         .header("if-match", "\"1\"")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 412, "precondition_failed").await;
     let now: Value = app
         .admin(Method::GET, &path)
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -142,9 +128,8 @@ async fn club_number_conflicts(app: &TestApp) {
             &json!({"name": "B", "date_of_birth": "2000-01-01", "country": "ENG",
                       "team": "Arsenal", "position": "forward", "club_number": 7}),
         )
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 409, "club_number_taken").await;
     let b = app
         .create(
@@ -159,9 +144,8 @@ async fn club_number_conflicts(app: &TestApp) {
         )
         .header("content-type", "application/merge-patch+json")
         .body(r#"{"club_number": 7}"#)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 409, "club_number_taken").await;
 }
 
@@ -172,7 +156,7 @@ async fn idempotent_retries(app: &TestApp) {
             .header("idempotency-key", key)
             .json(body)
     };
-    let first = post("retry-1", &body).send().await.unwrap();
+    let first = post("retry-1", &body).exchange().await;
     assert_eq!(first.status(), 201);
     let first_location = first.headers()["location"].clone();
     let first_body: Value = first.json().await.unwrap();
@@ -182,24 +166,23 @@ async fn idempotent_retries(app: &TestApp) {
         body["team"], body["name"], body["club_number"]
     ))
     .unwrap();
-    let again = post("retry-1", &reordered).send().await.unwrap();
+    let again = post("retry-1", &reordered).exchange().await;
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["location"], first_location);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.json::<Value>().await.unwrap(), first_body);
     let list: Value = app
         .admin(Method::GET, "/v1/players")
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     // Same key, different body.
-    let res = post("retry-1", &player_body(6)).send().await.unwrap();
+    let res = post("retry-1", &player_body(6)).exchange().await;
     assert_problem(res, 409, "idempotency_key_reused").await;
-    let res = post("", &player_body(6)).send().await.unwrap();
+    let res = post("", &player_body(6)).exchange().await;
     assert_problem(res, 400, "invalid_idempotency_key").await;
 }
 
@@ -208,7 +191,7 @@ async fn all_pages(app: &TestApp, query: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let mut url = format!("/v1/players?{query}");
     loop {
-        let res = app.admin(Method::GET, &url).send().await.unwrap();
+        let res = app.admin(Method::GET, &url).exchange().await;
         assert_eq!(res.status(), 200, "{url}");
         let page: Value = res.json().await.unwrap();
         items.extend(page["items"].as_array().unwrap().iter().cloned());
@@ -239,9 +222,8 @@ async fn pagination_is_stable_under_concurrent_inserts(app: &TestApp) {
                         .post(&url)
                         .header("x-test-role", "admin")
                         .json(&body)
-                        .send()
-                        .await
-                        .unwrap();
+                        .exchange()
+                        .await;
                     assert_eq!(res.status(), 201);
                 }
             })
@@ -399,19 +381,17 @@ async fn error_classes_render_as_problems(app: &TestApp) {
     let res = post()
         .header("content-type", "application/json")
         .body("{\"name\": ")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 400, "malformed_json").await;
     // Wrong or missing content type.
     let res = post()
         .header("content-type", "text/plain")
         .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 415, "unsupported_media_type").await;
-    let res = post().body("{}").send().await.unwrap();
+    let res = post().body("{}").exchange().await;
     assert_problem(res, 415, "unsupported_media_type").await;
     let res = app
         .admin(
@@ -420,18 +400,16 @@ async fn error_classes_render_as_problems(app: &TestApp) {
         )
         .header("content-type", "text/plain")
         .body("{}")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 415, "unsupported_media_type").await;
     // Too large, declared or streamed.
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(70 * 1024));
     let res = post()
         .header("content-type", "application/json")
         .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 413, "payload_too_large").await;
     // Without a Content-Length (chunked), the cap applies while reading.
     let status = chunked_post(app, big.as_bytes()).await;
@@ -442,9 +420,8 @@ async fn error_classes_render_as_problems(app: &TestApp) {
             &json!({"name": "", "date_of_birth": "2999-01-01", "country": "GBR", "team": "T",
                       "position": "forward", "club_number": 100}),
         )
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     let body = assert_problem(res, 422, "validation_failed").await;
     let mut fields: Vec<_> = body["errors"]
         .as_array()
@@ -471,7 +448,7 @@ async fn error_classes_render_as_problems(app: &TestApp) {
     let mut with_extra = player_body(1);
     with_extra["shoe_size"] = json!(44);
     let body = assert_problem(
-        post().json(&with_extra).send().await.unwrap(),
+        post().json(&with_extra).exchange().await,
         422,
         "validation_failed",
     )
@@ -486,7 +463,7 @@ async fn error_classes_render_as_problems(app: &TestApp) {
             .body(body)
     };
     let body = assert_problem(
-        patch(r#"{"shoe_size": 44}"#).send().await.unwrap(),
+        patch(r#"{"shoe_size": 44}"#).exchange().await,
         422,
         "validation_failed",
     )
@@ -497,34 +474,29 @@ async fn error_classes_render_as_problems(app: &TestApp) {
         r#"{"created_at": "2020-01-01T00:00:00Z"}"#,
         r#"{"version": 9}"#,
     ] {
-        let body = assert_problem(
-            patch(read_only).send().await.unwrap(),
-            422,
-            "validation_failed",
-        )
-        .await;
+        let body =
+            assert_problem(patch(read_only).exchange().await, 422, "validation_failed").await;
         assert_eq!(body["errors"][0]["code"], "read_only", "{read_only}");
     }
     let body = assert_problem(
-        patch(r#"{"name": null}"#).send().await.unwrap(),
+        patch(r#"{"name": null}"#).exchange().await,
         422,
         "validation_failed",
     )
     .await;
     assert_eq!(body["errors"][0]["code"], "required");
     assert_problem(
-        patch(r#"{"country": "XXX"}"#).send().await.unwrap(),
+        patch(r#"{"country": "XXX"}"#).exchange().await,
         422,
         "validation_failed",
     )
     .await;
-    assert_problem(patch("[1]").send().await.unwrap(), 422, "validation_failed").await;
+    assert_problem(patch("[1]").exchange().await, 422, "validation_failed").await;
     // Nothing stored was lost by any of the refused requests.
     let now: Value = app
         .admin(Method::GET, &path)
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -532,56 +504,47 @@ async fn error_classes_render_as_problems(app: &TestApp) {
     // Bad ids in the path, unknown routes, wrong methods.
     let res = app
         .admin(Method::GET, "/v1/players/not-a-uuid")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 404, "not_found").await;
-    let res = app
-        .admin(Method::GET, "/v1/nothing-here")
-        .send()
-        .await
-        .unwrap();
+    let res = app.admin(Method::GET, "/v1/nothing-here").exchange().await;
     assert_problem(res, 404, "route_not_found").await;
-    let res = app.admin(Method::PUT, "/v1/players").send().await.unwrap();
+    let res = app.admin(Method::PUT, "/v1/players").exchange().await;
     assert_problem(res, 405, "method_not_allowed").await;
 }
 
 async fn identity_seam_is_enforced(app: &TestApp) {
-    let anonymous = app.client.get(app.url("/v1/players")).send().await.unwrap();
+    let anonymous = app.client.get(app.url("/v1/players")).exchange().await;
     assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
     assert_problem(anonymous, 401, "unauthenticated").await;
     let res = app
         .as_role("forged", Method::GET, "/v1/players")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 401, "invalid_token").await;
     let res = app
         .as_role("nobody", Method::GET, "/v1/players")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     let body = assert_problem(res, 403, "forbidden").await;
     assert!(body["detail"].as_str().unwrap().contains("players:read"));
     let res = app
         .as_role("viewer", Method::POST, "/v1/players")
         .json(&player_body(1))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     let body = assert_problem(res, 403, "forbidden").await;
     assert!(body["detail"].as_str().unwrap().contains("players:write"));
     // Authorization comes before validation: a viewer learns nothing about the body.
     let res = app
         .as_role("viewer", Method::POST, "/v1/players")
         .body("{")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_problem(res, 403, "forbidden").await;
     // Public routes need no identity.
     for path in ["/health", "/ready", "/openapi.json"] {
-        let res = app.client.get(app.url(path)).send().await.unwrap();
+        let res = app.client.get(app.url(path)).exchange().await;
         assert_eq!(res.status(), 200, "{path}");
     }
 }
@@ -590,9 +553,8 @@ async fn request_ids_are_generated_not_taken_from_the_client(app: &TestApp) {
     let res = app
         .admin(Method::GET, "/v1/players/nope")
         .header("x-request-id", "abc-123")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
     let body: Value = res.json().await.unwrap();
@@ -601,9 +563,8 @@ async fn request_ids_are_generated_not_taken_from_the_client(app: &TestApp) {
     let res = app
         .admin(Method::GET, "/health")
         .header("x-request-id", "a b<c>")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     let id = res.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 }
@@ -679,25 +640,18 @@ e2e!(
 #[tokio::test]
 async fn readiness_follows_the_database() {
     let db = TestDb::new(Backend::Postgres).await;
-    let (store, proxy) = common::postgres_behind_proxy(&db).await;
+    let (store, proxy) = crate::support::db::postgres_behind_proxy(&db).await;
     let app = TestApp::spawn(store).await;
     let ready = || app.client.get(app.url("/ready")).send();
     assert_eq!(ready().await.unwrap().status(), 200);
     proxy.disable();
     assert_problem(ready().await.unwrap(), 503, "not_ready").await;
     assert_eq!(
-        app.client
-            .get(app.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.client.get(app.url("/health")).exchange().await.status(),
         200
     );
     // Requests needing the database fail cleanly meanwhile.
-    let res = app.admin(Method::GET, "/v1/players").send().await.unwrap();
-    assert_eq!(res.status(), 500);
-    let body: Value = res.json().await.unwrap();
+    let body = app.admin(Method::GET, "/v1/players").json_with(500).await;
     assert_eq!(body["code"], "internal");
     assert!(
         !body["detail"].as_str().unwrap().contains("select"),
@@ -723,17 +677,12 @@ async fn readiness_is_off_when_shutting_down() {
     let db = TestDb::sqlite();
     let app = TestApp::spawn(db.store().await).await;
     assert_eq!(
-        app.client
-            .get(app.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.client.get(app.url("/ready")).exchange().await.status(),
         200
     );
     app.shutdown.trip();
     assert_problem(
-        app.client.get(app.url("/ready")).send().await.unwrap(),
+        app.client.get(app.url("/ready")).exchange().await,
         503,
         "not_ready",
     )

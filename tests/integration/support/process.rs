@@ -1,11 +1,9 @@
-//! What the end-to-end tests of `players-api serve` share: the child process with its output
-//! captured line by line, the local ALB stand-in as identity provider, moto, a fresh
-//! PostgreSQL database, and the scan for secrets in everything the children wrote.
+//! The real binary as a child process (`players-api serve` or any subcommand) with its output
+//! captured line by line, the local ALB stand-in as its identity provider, and the scan for
+//! secrets in everything the children wrote.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -14,21 +12,13 @@ use std::time::{Duration, Instant};
 use players_api::local_alb::{self, LocalAlb, LocalAlbConfig, UserClaims};
 use serde_json::Value;
 
+use super::{DEADLINE, free_port};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_players-api");
 /// The local issuer's default service client.
 pub const CLIENT_ID: &str = "local-service";
 pub const CLIENT_SECRET: &str = "local-secret";
-/// How long any start-up, exit or log line may take on a loaded machine.
-pub const DEADLINE: Duration = Duration::from_secs(60);
 pub const PLAYER: &str = r#"{"name":"Ada Hegerberg","date_of_birth":"1995-07-10","country":"NOR","team":"Lyon","position":"forward"}"#;
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An HTTP client that opens a new connection for every request, so that a probe after the
 /// listener closed is not answered on an old keep-alive connection.
@@ -346,181 +336,5 @@ impl Identity {
         let header = self.alb.mint_user_claims(claims, exp).unwrap();
         self.issued.push(header.clone());
         header
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// moto
-
-fn tools_venv() -> PathBuf {
-    std::env::var_os("PLAYERS_TOOLS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv"))
-}
-
-/// A moto server on a free loopback port, killed on drop.
-pub struct Moto {
-    child: Child,
-    pub url: String,
-}
-
-impl Moto {
-    pub fn start() -> Moto {
-        let bin = tools_venv().join("bin/moto_server");
-        assert!(
-            bin.exists(),
-            "{} not found: run ./scripts/test.sh, or `python3 -m venv .tools/venv && .tools/venv/bin/pip install 'moto[server]'`",
-            bin.display()
-        );
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server");
-        let mut moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + DEADLINE;
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                panic!("moto_server exited early: {status}");
-            }
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        moto
-    }
-
-    /// Creates a secret holding `value`; returns its ARN.
-    pub async fn create_secret(&self, name: &str, value: &str) -> String {
-        use aws_sdk_secretsmanager::config::{Credentials, Region};
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .endpoint_url(&self.url)
-            .load()
-            .await;
-        let out = aws_sdk_secretsmanager::Client::new(&conf)
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .expect("create_secret on moto");
-        out.arn().unwrap().to_owned()
-    }
-
-    /// What the child needs to reach this moto with the SDK's default chain.
-    pub fn env(&self, env: &mut BTreeMap<String, String>) {
-        aws_env(env, &self.url);
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn aws_env(env: &mut BTreeMap<String, String>, endpoint: &str) {
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ] {
-        env.insert(k.into(), v.into());
-    }
-}
-
-/// A stand-in for Secrets Manager that refuses every call with `code` (moto does not enforce
-/// IAM, so it cannot answer AccessDenied). Serves until the process ends.
-pub fn refusing_secrets_manager(code: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                use std::io::Write;
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0usize;
-                let mut line = String::new();
-                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
-                    let l = line.trim_end().to_ascii_lowercase();
-                    if l.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = l.strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    line.clear();
-                }
-                let mut body = vec![0u8; length];
-                let _ = reader.read_exact(&mut body);
-                let answer = format!(
-                    r#"{{"__type":"{code}","message":"User: arn:aws:sts::123456789012:assumed-role/players-task is not authorized to perform: secretsmanager:GetSecretValue"}}"#
-                );
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-errortype: {code}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            });
-        }
-    });
-    url
-}
-
-// ---------------------------------------------------------------------------------------------
-// PostgreSQL: a fresh database on the machine's cluster (trust auth on 127.0.0.1:5432)
-
-pub struct FreshDb {
-    pub name: String,
-}
-
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-impl FreshDb {
-    pub async fn create() -> FreshDb {
-        use sqlx::Connection;
-        let name = format!("rt_e2e_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(ADMIN_URL)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (trust auth) is needed");
-        sqlx::query(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        FreshDb { name }
-    }
-}
-
-impl Drop for FreshDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: use a runtime of our own on another thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(ADMIN_URL).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        r#"drop database if exists "{name}" with (force)"#
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
     }
 }

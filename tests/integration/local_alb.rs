@@ -2,13 +2,12 @@
 //! server that reports back the request it received; browser logins run the whole
 //! `authenticate-oidc` flow against the built-in provider.
 
-mod oidc_flow;
-
+use crate::support::app::Exchange;
 use std::collections::BTreeMap;
 
+use crate::support::oidc_flow::{Browser, login_built_in};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, dev::ServerHandle, web};
 use base64::{Engine, engine::general_purpose::URL_SAFE};
-use oidc_flow::{Browser, login_built_in};
 use p256::{
     ecdsa::{Signature, VerifyingKey, signature::Verifier},
     pkcs8::DecodePublicKey,
@@ -122,7 +121,7 @@ impl Stand {
 
     /// Sends `req` through the proxy and returns what the echo server saw.
     async fn echoed(&self, req: reqwest::RequestBuilder) -> Value {
-        let resp = req.send().await.unwrap();
+        let resp = req.exchange().await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.headers()["x-echo"], "1");
         resp.json().await.unwrap()
@@ -159,9 +158,8 @@ async fn jwks_claims(stand: &Stand, token: &str) -> Value {
     let jwks: jsonwebtoken::jwk::JwkSet = stand
         .http
         .get(stand.alb.jwks_url())
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -225,9 +223,8 @@ async fn minted_user_claims_have_the_alb_shape_and_verify_against_the_key_endpoi
     let pem = stand
         .http
         .get(format!("{}/{kid}", stand.alb.key_endpoint()))
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -251,9 +248,8 @@ async fn key_endpoint_answers_404_for_an_unknown_kid() {
             stand.alb.key_endpoint(),
             uuid::Uuid::new_v4()
         ))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     stand.stop().await;
 }
@@ -389,9 +385,8 @@ async fn unauthenticated_browser_requests_are_sent_to_the_idp_with_state_and_non
     let stand = Stand::start().await;
     let browser = Browser::new();
     let resp = spoofed(browser.http.get(stand.url("/v1/players?page=2")))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     assert!(resp.headers().get("x-echo").is_none());
     let location = url::Url::parse(resp.headers()[header::LOCATION].to_str().unwrap()).unwrap();
@@ -421,9 +416,8 @@ async fn unauthenticated_browser_requests_are_sent_to_the_idp_with_state_and_non
             .http
             .get(stand.url("/docs"))
             .header(header::COOKIE, forged)
-            .send()
-            .await
-            .unwrap();
+            .exchange()
+            .await;
         assert_eq!(resp.status(), StatusCode::FOUND);
     }
 
@@ -453,7 +447,7 @@ async fn on_unauthenticated_deny_answers_401_and_allow_forwards_without_identity
         ..Default::default()
     })
     .await;
-    let resp = stand.http.get(stand.url("/v1/me")).send().await.unwrap();
+    let resp = stand.http.get(stand.url("/v1/me")).exchange().await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.headers().get("x-echo").is_none());
     // Public paths and a session still work.
@@ -541,7 +535,7 @@ async fn login_sets_the_alb_session_cookie_and_returns_to_the_page_asked_for() {
     assert!(after[0].location.is_none());
 
     // A cross-site form post cannot log the browser in as someone.
-    let form = oidc_flow::Form::parse(&page.body).unwrap();
+    let form = crate::support::oidc_flow::Form::parse(&page.body).unwrap();
     let mut values = form.inputs.clone();
     values.push(("user".into(), "admin".into()));
     let resp = browser
@@ -568,7 +562,7 @@ async fn a_state_that_is_not_this_browsers_is_refused() {
     let browser = Browser::new();
     let mut hops = browser.visit(&stand.url("/v1/me")).await;
     let page = hops.pop().unwrap();
-    let form = oidc_flow::Form::parse(&page.body).unwrap();
+    let form = crate::support::oidc_flow::Form::parse(&page.body).unwrap();
     let mut values = form.inputs.clone();
     values.push(("user".into(), "admin".into()));
     let to_callback = browser
@@ -624,13 +618,12 @@ async fn a_code_is_exchanged_once() {
         .post(stand.alb.token_url())
         .basic_auth("local-browser", Some("whatever"))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(oidc_flow::form_body(&[
+        .body(crate::support::oidc_flow::form_body(&[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
         ]))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(
         resp.status(),
         StatusCode::UNAUTHORIZED,
@@ -720,9 +713,8 @@ async fn api_logout_passes_through_and_its_response_reaches_the_browser() {
         .http
         .get(stand.url("/logout"))
         .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     // The API's redirect and every Set-Cookie arrive unchanged.
     assert_eq!(resp.status(), StatusCode::FOUND);
     assert_eq!(
@@ -731,7 +723,7 @@ async fn api_logout_passes_through_and_its_response_reaches_the_browser() {
     );
     assert_eq!(resp.headers().get_all(header::SET_COOKIE).iter().count(), 4);
     // And without a session it is not sent to the login page.
-    let resp = stand.http.get(stand.url("/logout")).send().await.unwrap();
+    let resp = stand.http.get(stand.url("/logout")).exchange().await;
     assert_eq!(resp.status(), StatusCode::FOUND);
     assert_eq!(
         resp.headers()[header::LOCATION],
@@ -771,9 +763,8 @@ async fn a_well_formed_trace_header_is_kept_and_bodies_over_the_cap_refused() {
         .http
         .post(stand.url("/health"))
         .body(vec![b'x'; 16 * 1024 * 1024 + 1])
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     stand.stop().await;
 }
@@ -894,9 +885,8 @@ async fn the_built_in_provider_is_cognito_shaped() {
         .http
         .get(&stand.alb.provider().userinfo_endpoint)
         .bearer_auth(access)
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -922,9 +912,8 @@ async fn the_built_in_provider_is_cognito_shaped() {
         .http
         .get(&stand.alb.provider().userinfo_endpoint)
         .bearer_auth(token["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     stand.stop().await;
 }
@@ -946,9 +935,8 @@ async fn upstream_down_is_a_bad_gateway() {
         .build()
         .unwrap()
         .get(format!("{}/health", alb.base_url()))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     alb.stop().await;
 }
@@ -966,7 +954,7 @@ async fn token_request(
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, Some(secret));
     }
-    req.send().await.unwrap()
+    req.exchange().await
 }
 
 #[tokio::test]

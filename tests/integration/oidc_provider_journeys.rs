@@ -6,8 +6,7 @@
 //! The "browser" is an HTTP client with a cookie jar that fills in the provider's own login and
 //! logout forms.
 
-mod oidc_flow;
-
+use crate::support::app::Exchange;
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
@@ -15,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use oidc_flow::{Browser, Page};
+use crate::support::oidc_flow::{Browser, Page};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -132,13 +131,12 @@ impl Provider {
             .post(discovery["token_endpoint"].as_str().unwrap())
             .basic_auth(MACHINE_CLIENT, Some(secret))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(oidc_flow::form_body(&[
+            .body(crate::support::oidc_flow::form_body(&[
                 ("grant_type", "client_credentials"),
                 ("scope", scope),
             ]))
-            .send()
+            .exchange()
             .await
-            .unwrap()
     }
 }
 
@@ -316,9 +314,8 @@ async fn journeys(profile: Profile) {
         .header("origin", &base)
         .header("content-type", "application/json")
         .body(PLAYER)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(created.status(), 201);
     let player: Value = created.json().await.unwrap();
     assert_eq!(
@@ -344,9 +341,8 @@ async fn journeys(profile: Profile) {
         .header("origin", &base)
         .header("content-type", "application/json")
         .body(PLAYER)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(refused.status(), 403);
 
     // A user in no group: authenticated, no permission.
@@ -407,9 +403,8 @@ async fn journeys(profile: Profile) {
     let list = service
         .get(format!("{base}/v1/players"))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(list.status(), 200);
     let list: Value = list.json().await.unwrap();
     assert!(
@@ -424,9 +419,8 @@ async fn journeys(profile: Profile) {
         .bearer_auth(&token)
         .header("content-type", "application/json")
         .body(PLAYER.replace("Ada Hegerberg", "Ada Stolsmo"))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(created.status(), 201);
     let created: Value = created.json().await.unwrap();
     assert_eq!(created["created_by"], format!("service:{MACHINE_CLIENT}"));
@@ -446,7 +440,7 @@ async fn okta_shaped_provider_journeys() {
 async fn up_to_callback(browser: &Browser, base: &str, user: &str) -> url::Url {
     let mut hops = browser.visit(&format!("{base}/v1/me")).await;
     let page = hops.pop().unwrap();
-    let form = oidc_flow::Form::parse(&page.body).unwrap();
+    let form = crate::support::oidc_flow::Form::parse(&page.body).unwrap();
     let mut values = form.inputs.clone();
     values.retain(|(k, _)| k != "login" && k != "password");
     values.push(("login".into(), user.into()));

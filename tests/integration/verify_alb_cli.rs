@@ -1,8 +1,6 @@
 //! `players-api verify-alb-header` (its `run_with` core): valid and invalid headers, `--at`.
 
-mod auth_support;
-
-use auth_support::*;
+use crate::support::identity::*;
 use clap::Parser;
 use players_api::auth::cli::{VerifyAlbHeaderArgs, run_with};
 use serde_json::json;

@@ -3,8 +3,7 @@
 //! `created_by`, logout; then a service token from the local issuer doing the same through the
 //! bearer path.
 
-mod oidc_flow;
-
+use crate::support::app::Exchange;
 use std::{
     io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
@@ -85,16 +84,17 @@ const PLAYER: &str = r#"{"name":"Ada Hegerberg","date_of_birth":"1995-07-10","co
 async fn browser_user_and_service_through_the_local_alb() {
     let dev = start_dev();
     let base = dev.alb.clone();
-    let b = oidc_flow::Browser::new();
+    let b = crate::support::oidc_flow::Browser::new();
     let browser = &b.http;
     wait_ready(browser, &format!("{base}/health")).await;
 
     // Not logged in: the stand-in sends the browser to the provider, never to the API.
-    let resp = browser.get(format!("{base}/v1/me")).send().await.unwrap();
+    let resp = browser.get(format!("{base}/v1/me")).exchange().await;
     assert_eq!(resp.status(), 302);
 
     // Log in at the built-in provider as the default admin; the flow lands on /v1/me.
-    let hops = oidc_flow::login_built_in(&b, &format!("{base}/v1/me"), "user=admin").await;
+    let hops =
+        crate::support::oidc_flow::login_built_in(&b, &format!("{base}/v1/me"), "user=admin").await;
     let me = hops.last().unwrap().json();
     assert_eq!(me["kind"], "user");
     assert!(
@@ -114,18 +114,16 @@ async fn browser_user_and_service_through_the_local_alb() {
         .header("origin", &base)
         .header("content-type", "application/json")
         .body(PLAYER)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(created.status(), 201);
     let player: serde_json::Value = created.json().await.unwrap();
     assert_eq!(player["created_by"], format!("user:{sub}"));
     let id = player["id"].as_str().unwrap().to_owned();
     let got = browser
         .get(format!("{base}/v1/players/{id}"))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(got.status(), 200);
     let etag = got.headers()["etag"].to_str().unwrap().to_owned();
     let patched = browser
@@ -134,28 +132,25 @@ async fn browser_user_and_service_through_the_local_alb() {
         .header("if-match", etag)
         .header("content-type", "application/merge-patch+json")
         .body(r#"{"team":"Barcelona"}"#)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(patched.status(), 200);
     // Cross-site unsafe request with the same session: refused.
     let csrf = browser
         .delete(format!("{base}/v1/players/{id}"))
         .header("origin", "https://evil.example.com")
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(csrf.status(), 403);
     let deleted = browser
         .delete(format!("{base}/v1/players/{id}"))
         .header("origin", &base)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(deleted.status(), 204);
 
     // Log out: every shard expired, redirected to the IdP logout.
-    let out = browser.get(format!("{base}/logout")).send().await.unwrap();
+    let out = browser.get(format!("{base}/logout")).exchange().await;
     assert_eq!(out.status(), 302);
     assert_eq!(out.headers().get_all("set-cookie").iter().count(), 4);
 
@@ -166,9 +161,8 @@ async fn browser_user_and_service_through_the_local_alb() {
         .basic_auth("local-service", Some("local-secret"))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials&scope=players%2Fread+players%2Fwrite+players%2Fdelete")
-        .send()
+        .exchange()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -178,9 +172,8 @@ async fn browser_user_and_service_through_the_local_alb() {
         .bearer_auth(&token)
         .header("content-type", "application/json")
         .body(PLAYER)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(created.status(), 201);
     let player: serde_json::Value = created.json().await.unwrap();
     assert_eq!(player["created_by"], "service:local-service");
@@ -188,16 +181,14 @@ async fn browser_user_and_service_through_the_local_alb() {
     let del = service
         .delete(format!("{base}/v1/players/{id}"))
         .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(del.status(), 204);
     // A forged bearer token is refused with 401, never a 500.
     let forged = service
         .get(format!("{base}/v1/players"))
         .bearer_auth(format!("{}x", token))
-        .send()
-        .await
-        .unwrap();
+        .exchange()
+        .await;
     assert_eq!(forged.status(), 401);
 }

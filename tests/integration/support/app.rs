@@ -1,138 +1,16 @@
-//! Test support: fresh databases per test, the application on port 0, a test authenticator,
-//! and a TCP proxy that can cut the application off from its database.
-#![allow(dead_code)]
-
-pub mod proxy;
+//! The application in-process: served on 127.0.0.1 port 0 with a test authenticator
+//! (`x-test-role`), problem+json assertions, valid request bodies.
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::HttpRequest;
 use players_api::{
     auth::{AuthError, Authenticator, Permission, PermissionSet, Principal, PrincipalKind},
-    routes::health::ShutdownFlag,
+    shutdown::ShutdownFlag,
     startup::{AppState, Application},
-    store::{self, Actor, ActorKind, AuditContext, PlayerStore, PoolSettings, PostgresStore},
+    store::PlayerStore,
 };
 use serde_json::{Value, json};
-
-/// The server's own PostgreSQL (trust auth). Override with TEST_DATABASE_URL.
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-pub fn pool_settings() -> PoolSettings {
-    PoolSettings {
-        max_connections: 5,
-        min_connections: 0,
-        acquire_timeout: Duration::from_secs(5),
-    }
-}
-
-/// The audit context of a direct store call by `actor` (`user:<sub>` or `service:<id>`).
-pub fn ctx(actor: &str) -> AuditContext {
-    let (kind, id) = actor.split_once(':').expect("kind:id");
-    AuditContext {
-        actor: Actor {
-            kind: ActorKind::parse(kind).expect("user or service"),
-            id: id.to_owned(),
-        },
-        request_id: format!("req-{id}"),
-        trace_id: None,
-        client_request_id: None,
-    }
-}
-
-/// A database that exists for one test and is dropped when the guard goes.
-pub enum TestDb {
-    Postgres {
-        name: String,
-        url: String,
-    },
-    Sqlite {
-        _dir: tempfile::TempDir,
-        url: String,
-    },
-}
-
-impl TestDb {
-    pub async fn postgres() -> TestDb {
-        let name = format!("players_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url())
-            .await
-            .expect("PostgreSQL must be reachable (see README: ./scripts/test.sh starts one)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-            .execute(&admin)
-            .await
-            .expect("create test database");
-        admin.close().await;
-        let base = admin_url();
-        let url = match base.rfind('/') {
-            Some(i) => format!("{}/{name}", &base[..i]),
-            None => panic!("TEST_DATABASE_URL has no database part"),
-        };
-        TestDb::Postgres { name, url }
-    }
-
-    pub fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite:{}", dir.path().join("players.db").display());
-        TestDb::Sqlite { _dir: dir, url }
-    }
-
-    pub async fn new(backend: Backend) -> TestDb {
-        match backend {
-            Backend::Postgres => TestDb::postgres().await,
-            Backend::Sqlite => TestDb::sqlite(),
-        }
-    }
-
-    pub fn url(&self) -> &str {
-        match self {
-            TestDb::Postgres { url, .. } | TestDb::Sqlite { url, .. } => url,
-        }
-    }
-
-    pub async fn store(&self) -> Arc<dyn PlayerStore> {
-        let store = store::connect(self.url(), &pool_settings())
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
-        store
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let TestDb::Postgres { name, .. } = self {
-            let name = name.clone();
-            // Drop runs inside the test's runtime; do the async cleanup on a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    if let Ok(admin) = sqlx::PgPool::connect(&admin_url()).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                            "drop database if exists {name} with (force)"
-                        )))
-                        .execute(&admin)
-                        .await;
-                        admin.close().await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
 
 /// Test double for the identity layer: `x-test-role: admin | editor | viewer | nobody`.
 /// It exists only in tests; the binary has no such path.
@@ -176,7 +54,6 @@ impl Authenticator for TestAuthenticator {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub store: Arc<dyn PlayerStore>,
     pub shutdown: ShutdownFlag,
 }
 
@@ -188,7 +65,7 @@ impl TestApp {
         let app = Application::build(
             listener,
             AppState {
-                store: store.clone(),
+                store,
                 authenticator: Arc::new(TestAuthenticator),
                 logout: Default::default(),
                 ready_timeout: Duration::from_millis(500),
@@ -202,7 +79,6 @@ impl TestApp {
         TestApp {
             base,
             client: reqwest::Client::new(),
-            store,
             shutdown,
         }
     }
@@ -283,14 +159,25 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> 
     body
 }
 
-/// PostgreSQL behind a switchable proxy, for outage tests.
-pub async fn postgres_behind_proxy(db: &TestDb) -> (Arc<dyn PlayerStore>, proxy::Proxy) {
-    let proxy = proxy::Proxy::start("127.0.0.1:5432").await;
-    let url = db
-        .url()
-        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port()));
-    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
-    let store = PostgresStore::with_options(options, &pool_settings());
-    store.migrate().await.expect("migrate");
-    (Arc::new(store), proxy)
+/// Sending a request in a test: the `send().await.unwrap()` and status-then-body chains, in one
+/// call that says what was expected when it fails.
+pub trait Exchange {
+    /// The response; panics when the request could not be sent.
+    async fn exchange(self) -> reqwest::Response;
+    /// The JSON body of a response that must have `status`; panics with the body otherwise.
+    async fn json_with(self, status: u16) -> Value;
+}
+
+impl Exchange for reqwest::RequestBuilder {
+    async fn exchange(self) -> reqwest::Response {
+        self.send().await.expect("the request could not be sent")
+    }
+
+    async fn json_with(self, status: u16) -> Value {
+        let res = self.exchange().await;
+        let got = res.status().as_u16();
+        let text = res.text().await.expect("response body");
+        assert_eq!(got, status, "unexpected status; body: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
 }
