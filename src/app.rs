@@ -249,7 +249,7 @@ fn local_alb_config(args: &DevArgs, upstream: String) -> anyhow::Result<LocalAlb
         cookie_name: o.session_cookie_name.clone(),
         session_ttl: Duration::from_secs(o.session_timeout_secs),
         // After the login, the web app (the stand-in answers `/` with its own page).
-        landing_path: "/index.html".to_owned(),
+        landing_path: "/".to_owned(),
         ..LocalAlbConfig::default()
     })
 }

@@ -70,37 +70,6 @@ pub(crate) fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// `GET /`: who is logged in (from the session's userinfo), and where to go.
-pub(crate) async fn landing(
-    req: HttpRequest,
-    sealer: web::Data<CookieSealer>,
-    settings: web::Data<Settings>,
-) -> HttpResponse {
-    let body = match sealer.session(&req, &settings.cookie_name, now()) {
-        Some(s) => {
-            let claim = |k: &str| s.userinfo.get(k).and_then(|v| v.as_str()).unwrap_or("");
-            format!(
-                "<h1>players-api (local)</h1><p>Logged in as <b>{}</b> ({}) at {}.</p>\
-                 <ul><li><a href=\"{landing}\">API docs</a></li><li><a href=\"/v1/me\">/v1/me</a> (your groups and permissions)</li>\
-                 <li><a href=\"/logout\">log out</a></li></ul>",
-                esc(if claim("username").is_empty() {
-                    claim("sub")
-                } else {
-                    claim("username")
-                }),
-                esc(claim("email")),
-                esc(&settings.issuer_display),
-                landing = esc(&settings.landing_path),
-            )
-        }
-        None => {
-            "<h1>players-api (local)</h1><p>Not logged in.</p><p><a href=\"/login\">Log in</a></p>"
-                .to_owned()
-        }
-    };
-    page("players-api (local)", &body)
-}
-
 /// `GET /login?next=…`: starts the `authenticate-oidc` flow towards `next` (or the landing page).
 pub(crate) async fn login(
     req: HttpRequest,

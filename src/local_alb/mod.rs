@@ -118,7 +118,7 @@ pub struct DevClient {
     pub scopes: Vec<String>,
 }
 
-/// The default dev users: one per default group of the contract.
+/// The default dev users: one per default group of the permission policy.
 pub fn default_users() -> Vec<DevUser> {
     vec![
         DevUser::new(
@@ -224,7 +224,7 @@ impl Default for LocalAlbConfig {
             browser_client_id: DEFAULT_BROWSER_CLIENT_ID.to_owned(),
             signer_arn: DEV_SIGNER_ARN.to_owned(),
             cookie_name: "AWSELBAuthSessionCookie".to_owned(),
-            landing_path: "/docs".to_owned(),
+            landing_path: "/".to_owned(),
             public_paths: ["/health", "/ready", "/logout"].map(str::to_owned).to_vec(),
             alb_token_ttl: Duration::from_secs(120),
             session_ttl: Duration::from_secs(8 * 3600),
@@ -246,7 +246,6 @@ pub(crate) struct Settings {
     pub landing_path: String,
     pub public_paths: Vec<String>,
     pub on_unauthenticated: OnUnauthenticated,
-    pub issuer_display: String,
     pub alb_token_ttl_secs: i64,
     pub session_ttl_secs: i64,
     pub max_body_bytes: usize,
@@ -432,7 +431,6 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
         landing_path: cfg.landing_path.clone(),
         public_paths: cfg.public_paths.clone(),
         on_unauthenticated: cfg.on_unauthenticated,
-        issuer_display: provider.issuer.clone(),
         alb_token_ttl_secs: cfg.alb_token_ttl.as_secs().max(1) as i64,
         session_ttl_secs: cfg.session_ttl.as_secs() as i64,
         max_body_bytes: cfg.max_body_bytes,
@@ -483,10 +481,10 @@ pub async fn start(cfg: LocalAlbConfig) -> anyhow::Result<LocalAlb> {
     })
 }
 
-/// The local ALB's own routes (and the built-in provider's); everything else goes to the proxy.
+/// The local ALB's own routes (and the built-in provider's); everything else, `/` included,
+/// goes to the proxy, as behind a real ALB: a browser opening the site lands on the web app.
 fn configure(cfg: &mut web::ServiceConfig, built_in: bool) {
-    cfg.route("/", web::get().to(login::landing))
-        .route(LOGIN_PATH, web::get().to(login::login))
+    cfg.route(LOGIN_PATH, web::get().to(login::login))
         .route(CALLBACK_PATH, web::get().to(oidc::idpresponse))
         .route(LOGGED_OUT_PATH, web::get().to(login::logged_out))
         .route(
@@ -630,7 +628,7 @@ impl LocalAlb {
     }
 
     /// The API's identity configuration that trusts this stand-in, as the environment
-    /// variables of the contract (`players-api serve` reads the same names). With another
+    /// variables `players-api serve` reads. With another
     /// provider, `BEARER_CLIENT_IDS` (the machine clients) is the caller's to add.
     pub fn api_env(&self) -> Vec<(&'static str, String)> {
         let mut env = vec![

@@ -41,9 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")
 ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", ROOT / "tests" / "browser" / "artifacts"))
-# The web app's path on the local ALB. The stand-in answers `/` with its own page, so the app
-# is opened at `/index.html` (the same page the API serves at `/`).
-APP_PATH = os.environ.get("BROWSER_APP_PATH", "/index.html")
+# The web app's path on the local ALB: the site's root, where a user who logs in lands.
+APP_PATH = os.environ.get("BROWSER_APP_PATH", "/")
 DEFAULT_TIMEOUT = float(os.environ.get("BROWSER_WAIT_SECS", "15"))
 
 # Headless, as root, with no background traffic of Chromium's own.
@@ -213,6 +212,63 @@ class ServiceClient:
 
 
 @dataclass
+# In the page: every element with its own visible text, its contrast ratio (WCAG 2.x relative
+# luminance of sRGB colours, alpha blended over the resolved background).
+CONTRAST_SCRIPT = r"""
+const parse = (c) => {
+  const m = c.match(/rgba?\(([^)]+)\)/);
+  if (!m) return null;
+  const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number);
+  return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+};
+const over = (top, bottom) => ({
+  r: top.r * top.a + bottom.r * (1 - top.a),
+  g: top.g * top.a + bottom.g * (1 - top.a),
+  b: top.b * top.a + bottom.b * (1 - top.a),
+  a: 1,
+});
+const background = (el) => {
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const s = getComputedStyle(e);
+    if (s.backgroundImage && s.backgroundImage !== "none") return null;
+    const c = parse(s.backgroundColor);
+    if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+  }
+  let bg = { r: 255, g: 255, b: 255, a: 1 };
+  for (const c of layers.reverse()) bg = over(c, bg);
+  return bg;
+};
+const lum = (c) => {
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+};
+const out = [];
+for (const el of document.querySelectorAll("body *")) {
+  const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+  if (!own) continue;
+  const rect = el.getBoundingClientRect();
+  const s = getComputedStyle(el);
+  if (!rect.width || !rect.height || s.visibility === "hidden" || s.display === "none") continue;
+  if (el.closest("[hidden], [aria-hidden=true]")) continue;
+  const bg = background(el);
+  const fg = parse(s.color);
+  if (!bg || !fg) continue;
+  const text = over({ ...fg, a: fg.a * Number(s.opacity) }, bg);
+  const [hi, lo] = [lum(text), lum(bg)].sort((a, b) => b - a);
+  const ratio = (hi + 0.05) / (lo + 0.05);
+  const px = parseFloat(s.fontSize);
+  const large = px >= 24 || (px >= 18.66 && Number(s.fontWeight) >= 700);
+  const need = large ? 3 : 4.5;
+  if (ratio < need) {
+    const what = el.textContent.trim().slice(0, 40);
+    out.push(`${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""} "${what}": ${ratio.toFixed(2)} < ${need} (${s.color} on rgb(${Math.round(bg.r)}, ${Math.round(bg.g)}, ${Math.round(bg.b)}))`);
+  }
+}
+return out;
+"""
+
+
 class LogEntry:
     level: str
     source: str
@@ -362,6 +418,12 @@ class Browser:
         rx = re.compile(url_pattern)
         return [r for r in self.network
                 if (method is None or r.get("method") == method) and rx.search(r.get("url", ""))]
+
+    def contrast_failures(self) -> list[str]:
+        """Visible text whose colour against its effective background is below WCAG 2.x AA
+        (4.5:1, or 3:1 for large text: at least 24 px, or 18.66 px bold). Backgrounds are
+        resolved through transparent ancestors; text over an image or gradient is skipped."""
+        return self.js(CONTRAST_SCRIPT)
 
     def quit(self):
         try:

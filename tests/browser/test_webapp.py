@@ -61,6 +61,20 @@ def test_viewer_sees_players_and_who_they_are_but_no_way_to_change_them(app_as, 
     b.wait_text(".problem", "not allowed to add players")
 
 
+def test_a_newcomer_opening_the_site_logs_in_and_lands_on_the_app(browsers, dev, service):
+    # What `cargo run` prints: the local ALB's address. Its root asks for a login first, then
+    # shows the web app itself (no page of the stand-in's own in between).
+    service.create_player(**SAKA)
+    b = browsers()
+    b.get(f"{dev.base}/")
+    b.wait_css("input[name=user][value=viewer]").click()
+    b.find("form button[type=submit]").click()
+    b.wait(lambda d: urllib.parse.urlsplit(d.current_url).path == "/", what="back at the root")
+    b.wait_css("body[data-ready=true]")
+    b.wait_css(".results[aria-busy=false]")
+    assert [el.text for el in b.find_all("#players tbody th a")] == ["Bukayo Saka"]
+
+
 def test_list_filters_sort_and_keyset_pages_live_in_the_url(app_as, service, browsers, dev):
     teams = ["Arsenal", "Chelsea"]
     for i in range(12):
@@ -329,3 +343,23 @@ def test_keyboard_only_at_375_px_with_every_input_labelled(app_as, service):
     created = [p for p in service.players() if p["name"] == "Declan Rice"]
     assert created and created[0]["country"] == "ENG" and created[0]["position"] == "midfielder"
     b.screenshot("player-375px")
+
+
+def test_text_contrast_meets_wcag_aa_on_every_main_screen(app_as, service):
+    # The list, a player's page with its history, the edit form showing validation errors, and
+    # a problem box: every piece of visible text against its background.
+    saka = service.create_player(**SAKA)
+    app = app_as("admin")
+    b = app.b
+    b.allowed.append(failed_load("/v1/players", 422))
+    failures = {"list": b.contrast_failures()}
+    b.find(f'#players tr[data-id="{saka["id"]}"] a').click()
+    b.wait_text("h1", "Bukayo Saka")
+    b.wait_css("#player-form")
+    failures["player"] = b.contrast_failures()
+    b.set_value("#p-name", "")
+    b.find("#save").click()
+    b.wait_css("#p-name-error")
+    failures["form with errors"] = b.contrast_failures()
+    bad = {screen: f for screen, f in failures.items() if f}
+    assert not bad, bad

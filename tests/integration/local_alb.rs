@@ -381,6 +381,33 @@ async fn proxy_replaces_spoofed_oidc_headers_for_a_session() {
 }
 
 #[tokio::test]
+async fn the_site_root_is_the_apps_own_page_behind_the_login() {
+    // Like a real ALB, the stand-in keeps no page of its own at `/`: a logged-in browser gets
+    // the application's `/` (the web app), one without a session is sent to log in first.
+    let stand = Stand::start().await;
+    let cookie = stand.login("user=viewer").await;
+    let echoed = stand
+        .echoed(
+            stand
+                .http
+                .get(stand.url("/"))
+                .header(header::COOKIE, &cookie),
+        )
+        .await;
+    assert_eq!(echoed["path"], "/");
+    assert!(header(&echoed, "x-amzn-oidc-data").is_some());
+
+    let anonymous = stand.http.get(stand.url("/")).exchange().await;
+    assert_eq!(anonymous.status(), StatusCode::FOUND);
+    let location = anonymous.headers()[header::LOCATION].to_str().unwrap();
+    assert!(
+        location.starts_with(&stand.alb.provider().authorization_endpoint),
+        "{location}"
+    );
+    stand.stop().await;
+}
+
+#[tokio::test]
 async fn unauthenticated_browser_requests_are_sent_to_the_idp_with_state_and_nonce() {
     let stand = Stand::start().await;
     let browser = Browser::new();
@@ -517,14 +544,14 @@ async fn login_sets_the_alb_session_cookie_and_returns_to_the_page_asked_for() {
     }
     assert_eq!(hops.last().unwrap().status, StatusCode::OK);
 
-    // Without `next`, the docs; a `next` pointing elsewhere is ignored.
+    // Without `next`, the site's root (the web app); a `next` pointing elsewhere is ignored.
     let hops = login_built_in(
         &Browser::new(),
         &stand.url("/login?next=%2F%2Fevil.example%2F"),
         "user=viewer",
     )
     .await;
-    assert_eq!(hops.last().unwrap().url.as_str(), stand.url("/docs"));
+    assert_eq!(hops.last().unwrap().url.as_str(), stand.url("/"));
 
     // An unknown user gets no code.
     let browser = Browser::new();
