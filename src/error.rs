@@ -58,8 +58,9 @@ pub enum ApiError {
     /// The client did not send the whole body within HTTP_BODY_TIMEOUT_SECS.
     #[error("request body timeout")]
     RequestTimeout,
+    /// The path exists with other methods; `allow` lists them (the `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     #[error("authentication required")]
     Unauthenticated,
     #[error("invalid token")]
@@ -92,7 +93,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::InvalidToken { .. } => "invalid_token",
             ApiError::Forbidden { .. } => "forbidden",
@@ -114,7 +115,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Unsupported media type",
             ApiError::PayloadTooLarge => "Payload too large",
             ApiError::RequestTimeout => "Request timeout",
-            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::MethodNotAllowed { .. } => "Method not allowed",
             ApiError::Unauthenticated => "Authentication required",
             ApiError::InvalidToken { .. } => "Invalid token",
             ApiError::Forbidden { .. } => "Forbidden",
@@ -147,7 +148,9 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge => "request body exceeds 64 KiB".into(),
             ApiError::RequestTimeout => "the request body did not arrive in time".into(),
-            ApiError::MethodNotAllowed => "this method is not allowed on this resource".into(),
+            ApiError::MethodNotAllowed { .. } => {
+                "this method is not allowed on this resource".into()
+            }
             ApiError::Unauthenticated => "log in, or send a bearer token".into(),
             ApiError::InvalidToken { .. } => "the credential could not be verified".into(),
             ApiError::Forbidden { permission } => format!("requires permission {permission}"),
@@ -187,7 +190,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthenticated | ApiError::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -211,6 +214,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Unauthenticated => {
                 builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                builder.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

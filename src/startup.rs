@@ -73,7 +73,7 @@ impl Application {
                         .error_handler(json_error),
                 )
                 .configure(routes::configure)
-                .default_service(web::to(routes::no_route))
+                .default_service(web::to(routes::unrouted))
         })
         .keep_alive(http.keep_alive())
         .client_request_timeout(http.request_head_timeout())

@@ -241,6 +241,20 @@ impl Country {
     pub fn code(&self) -> &'static str {
         self.0
     }
+
+    /// The JSON Schema `pattern` of exactly what `parse` accepts: a code of `NATIONS` in any
+    /// case, each letter as a two-case class (`[Ee][Nn][Gg]`), so no regex flag is needed.
+    pub fn pattern() -> String {
+        let codes: Vec<String> = NATIONS
+            .iter()
+            .map(|(code, _)| {
+                code.chars()
+                    .map(|c| format!("[{c}{}]", c.to_ascii_lowercase()))
+                    .collect()
+            })
+            .collect();
+        format!("^(?:{})$", codes.join("|"))
+    }
 }
 
 impl fmt::Display for Country {

@@ -8,9 +8,14 @@ use utoipa::ToSchema;
 
 use super::FieldError;
 
-/// A trimmed text of 1..=`max` characters with no control characters and no format
-/// characters (Unicode category Cf: bidi overrides and isolates, zero-width spaces and joiners,
-/// soft hyphens), which make two different values look the same or reorder what is displayed.
+/// Characters a name may not contain: control characters, and format characters (Unicode
+/// category Cf: bidi overrides and isolates, zero-width spaces and joiners, soft hyphens), which
+/// make two different values look the same or reorder what is displayed.
+fn forbidden(c: char) -> bool {
+    c.is_control() || c.general_category() == GeneralCategory::Format
+}
+
+/// A trimmed text of 1..=`max` characters with no `forbidden` character.
 fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
@@ -30,10 +35,7 @@ fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError
             "must not contain control characters",
         ));
     }
-    if trimmed
-        .chars()
-        .any(|c| c.general_category() == GeneralCategory::Format)
-    {
+    if trimmed.chars().any(forbidden) {
         return Err(FieldError::new(
             field,
             "format_character",
@@ -41,6 +43,71 @@ fn bounded_text(field: &str, raw: &str, max: usize) -> Result<String, FieldError
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// The JSON Schema `pattern` (ECMA-262 and Python `re` alike) that a raw value matches exactly
+/// when it trims to 1..=`max` characters, with no `forbidden` character in what is left when
+/// `forbid` is set: white space, then a first and (for two or more) a last character that are
+/// neither white space nor forbidden, with allowed characters between. The classes are derived
+/// from the same predicates the parser uses, so the document cannot drift from the rule.
+pub fn trimmed_text_pattern(max: usize, forbid: bool) -> String {
+    let space = char_class(char::is_whitespace);
+    let edge = if forbid {
+        format!("[^{}]", class_body(|c| c.is_whitespace() || forbidden(c)))
+    } else {
+        format!("[^{}]", class_body(char::is_whitespace))
+    };
+    let inner = if forbid {
+        format!("[^{}]", class_body(forbidden))
+    } else {
+        r"[\s\S]".to_owned()
+    };
+    let between = max.saturating_sub(2);
+    format!("^{space}*(?:{edge}(?:{inner}{{0,{between}}}{edge})?){space}*$")
+}
+
+/// A character class of every character `member` holds for.
+fn char_class(member: impl Fn(char) -> bool) -> String {
+    format!("[{}]", class_body(member))
+}
+
+/// The inside of a character class: `member`'s characters as ranges, BMP characters as
+/// `\uXXXX` escapes (outside the BMP as the characters themselves, which both dialects read).
+fn class_body(member: impl Fn(char) -> bool) -> String {
+    let mut body = String::new();
+    let mut run: Option<(char, char)> = None;
+    let flush = |run: (char, char), body: &mut String| {
+        let esc = |c: char| match u32::from(c) {
+            n if n <= 0xFFFF => format!("\\u{n:04X}"),
+            _ => c.to_string(),
+        };
+        body.push_str(&esc(run.0));
+        if run.1 != run.0 {
+            body.push('-');
+            body.push_str(&esc(run.1));
+        }
+    };
+    for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+        match (member(c), run) {
+            (true, Some((start, end))) if u32::from(end) + 1 == u32::from(c) => {
+                run = Some((start, c))
+            }
+            (true, Some(done)) => {
+                flush(done, &mut body);
+                run = Some((c, c));
+            }
+            (true, None) => run = Some((c, c)),
+            (false, Some(done)) => {
+                flush(done, &mut body);
+                run = None;
+            }
+            (false, None) => {}
+        }
+    }
+    if let Some(done) = run {
+        flush(done, &mut body);
+    }
+    body
 }
 
 /// A player's name: 1-100 characters after trimming, no control characters.
@@ -90,14 +157,30 @@ impl DateOfBirth {
         NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or(NaiveDate::MIN)
     }
 
+    /// Dates the parser reads: four-digit year from 1900 on, two-digit month and day (the
+    /// calendar and "not in the future" are checked after matching).
+    pub const PATTERN: &str = "^(?:19|[2-9][0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}$";
+
     pub fn parse(raw: &str, today: NaiveDate) -> Result<Self, FieldError> {
-        let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
-            FieldError::new(
-                "date_of_birth",
-                "invalid_date",
-                "must be an ISO date (YYYY-MM-DD)",
-            )
-        })?;
+        // chrono alone would also take `2001-9-5` or `+2001-09-05`; the wire form is exact.
+        let shaped = raw.len() == 10
+            && raw.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        let date = Some(raw)
+            .filter(|_| shaped)
+            .and_then(|r| NaiveDate::parse_from_str(r, "%Y-%m-%d").ok())
+            .ok_or_else(|| {
+                FieldError::new(
+                    "date_of_birth",
+                    "invalid_date",
+                    "must be an ISO date (YYYY-MM-DD)",
+                )
+            })?;
         Self::new(date, today)
     }
 

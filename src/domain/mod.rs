@@ -9,5 +9,5 @@ mod player;
 pub use actor::{Actor, ActorKind};
 pub use country::{Country, NATIONS};
 pub use field_error::FieldError;
-pub use fields::{DateOfBirth, PlayerName, Position, ShirtNumber, TeamName};
+pub use fields::{DateOfBirth, PlayerName, Position, ShirtNumber, TeamName, trimmed_text_pattern};
 pub use player::{NewPlayer, Player, PlayerInput, READ_ONLY_FIELDS};

@@ -97,10 +97,15 @@ impl PlayerInput {
             }
             parsed
         });
+        // An integer as JSON Schema defines one: any number with a zero fractional part (`7`,
+        // `7.0`, `7e0`); out-of-range values are left to the range check.
         let mut number = |field: &str| match map.get(field) {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
             Some(Value::Number(n)) if n.as_u64().is_some() => Some(i64::MAX),
+            Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => n
+                .as_f64()
+                .map(|f| f.clamp(i64::MIN as f64, i64::MAX as f64) as i64),
             Some(_) => {
                 errors.push(FieldError::new(field, "invalid_type", "must be an integer"));
                 None

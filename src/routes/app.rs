@@ -75,18 +75,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource(path)
                 .route(web::get().to(index))
-                .default_service(web::to(super::method_not_allowed)),
+                .default_service(web::to(super::unrouted)),
         );
     }
     cfg.service(
         web::resource("/assets/{version}/{file}")
             .route(web::get().to(asset))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(web::to(super::unrouted)),
     )
     .service(
         web::resource("/v1/countries")
             .route(web::get().to(countries))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(web::to(super::unrouted)),
     );
 }
 

@@ -17,7 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/admin/audit")
             .route(web::get().to(list_audit))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(web::to(super::unrouted)),
     );
 }
 
@@ -57,7 +57,7 @@ fn parse_time(
     errors: &mut Vec<FieldError>,
 ) -> Option<DateTime<Utc>> {
     let raw = raw?;
-    match DateTime::parse_from_rfc3339(raw.trim()) {
+    match DateTime::parse_from_rfc3339(raw) {
         Ok(t) => Some(t.with_timezone(&Utc)),
         Err(_) => {
             errors.push(FieldError::new(
@@ -78,14 +78,17 @@ impl AuditParams {
             errors.push(FieldError::new("limit", "out_of_range", "must be 1-200"));
         }
         let player_id = self.player_id.as_deref().and_then(|raw| {
-            let parsed = uuid::Uuid::parse_str(raw.trim()).ok();
+            // The hyphenated form only, as the document's `format: uuid` says.
+            let parsed = Some(raw)
+                .filter(|r| r.len() == 36)
+                .and_then(|r| uuid::Uuid::parse_str(r).ok());
             if parsed.is_none() {
                 errors.push(FieldError::new("player_id", "invalid_id", "must be a UUID"));
             }
             parsed
         });
         let actor_id = self.actor_id.as_deref().map(str::trim).and_then(|a| {
-            if a.is_empty() || a.len() > MAX_ACTOR_ID_LEN {
+            if a.is_empty() || a.chars().count() > MAX_ACTOR_ID_LEN {
                 errors.push(FieldError::new(
                     "actor_id",
                     "invalid_filter",

@@ -139,7 +139,21 @@ pub async fn json_body(
 
 /// A player id from the path; anything that is not a UUID names no player (404).
 pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+    Some(raw)
+        .filter(|r| r.len() == 36)
+        .and_then(|r| Uuid::parse_str(r).ok())
+        .ok_or(ApiError::NotFound)
+}
+
+/// `[W/]"etagc*"` with etagc any visible ASCII but `"` (header values are ASCII here).
+fn is_entity_tag(t: &str) -> bool {
+    let opaque = t.strip_prefix("W/").unwrap_or(t);
+    opaque.len() >= 2
+        && opaque.starts_with('"')
+        && opaque.ends_with('"')
+        && opaque[1..opaque.len() - 1]
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
 }
 
 /// The entity tags of an `If-Match` or `If-None-Match` header.
@@ -150,17 +164,34 @@ pub enum EntityTags {
 }
 
 impl EntityTags {
-    pub fn from_header(headers: &HeaderMap, name: header::HeaderName) -> Option<EntityTags> {
-        let raw = headers.get(name)?.to_str().ok()?.trim();
+    /// The JSON Schema `pattern` of what `from_header` accepts (RFC 9110 §8.8.3, §13.1.1):
+    /// `*`, or a comma-separated list of entity tags, each optionally weak.
+    pub const PATTERN: &str = r#"^(?:\*|(?:W/)?"[!#-~]*"(?:[ \t]*,[ \t]*(?:W/)?"[!#-~]*")*)$"#;
+
+    /// The header's tags; `Ok(None)` when it is absent, 400 `invalid_entity_tag` when it is not
+    /// `*` or a list of entity tags.
+    pub fn from_header(
+        headers: &HeaderMap,
+        name: header::HeaderName,
+    ) -> Result<Option<EntityTags>, ApiError> {
+        let Some(value) = headers.get(&name) else {
+            return Ok(None);
+        };
+        let invalid = || ApiError::BadRequest {
+            code: "invalid_entity_tag",
+            detail: format!("{name} must be * or a comma-separated list of entity tags (\"3\")"),
+        };
+        let raw = value.to_str().map_err(|_| invalid())?.trim();
         if raw == "*" {
-            return Some(EntityTags::Any);
+            return Ok(Some(EntityTags::Any));
         }
-        Some(EntityTags::List(
-            raw.split(',')
-                .map(|t| t.trim().to_owned())
-                .filter(|t| !t.is_empty())
-                .collect(),
-        ))
+        let tags = raw
+            .split(',')
+            .map(|t| t.trim_matches([' ', '\t']))
+            .map(|t| is_entity_tag(t).then(|| t.to_owned()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(invalid)?;
+        Ok(Some(EntityTags::List(tags)))
     }
 
     /// Strong comparison (If-Match).
@@ -190,7 +221,7 @@ mod tests {
     fn tags(v: &str) -> EntityTags {
         let mut h = HeaderMap::new();
         h.insert(IF_MATCH, HeaderValue::from_str(v).unwrap());
-        EntityTags::from_header(&h, IF_MATCH).unwrap()
+        EntityTags::from_header(&h, IF_MATCH).unwrap().unwrap()
     }
 
     #[test]
@@ -203,6 +234,28 @@ mod tests {
             "If-Match compares strongly"
         );
         assert!(tags("W/\"2\"").matches_weak("\"2\""));
+    }
+
+    #[test]
+    fn malformed_entity_tags_are_refused() {
+        for raw in ["", "1", "\"1", "\"1\",", "\"a\"b\"", "w/\"1\"", "**"] {
+            let mut h = HeaderMap::new();
+            h.insert(IF_MATCH, HeaderValue::from_str(raw).unwrap());
+            assert!(
+                matches!(
+                    EntityTags::from_header(&h, IF_MATCH),
+                    Err(ApiError::BadRequest {
+                        code: "invalid_entity_tag",
+                        ..
+                    })
+                ),
+                "{raw:?}"
+            );
+        }
+        assert_eq!(
+            EntityTags::from_header(&HeaderMap::new(), IF_MATCH).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -40,14 +40,55 @@ fn query_error(e: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
     .into()
 }
 
-/// The answer for a method a resource does not have.
-pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The answer for a request no route takes: 405 with the `Allow` header RFC 9110 requires when
+/// the path exists with other methods, otherwise 404.
+pub async fn unrouted(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    let allowed = allowed_methods(req.path());
+    if allowed.is_empty() {
+        Err(ApiError::NoRoute)
+    } else {
+        Err(ApiError::MethodNotAllowed {
+            allow: allowed.join(", "),
+        })
+    }
 }
 
-/// The answer for a path no route matches.
-pub async fn no_route() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NoRoute)
+/// Paths served outside the route table (the web app and the interactive docs), all GET only.
+const PAGES: &[&str] = &["/", "/index.html", "/assets/{version}/{file}", "/docs"];
+
+/// The methods `path` is served with, in the route table's order.
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|r| path_matches(r.path, path))
+        .map(|r| r.method.as_str())
+        .collect();
+    if methods.is_empty()
+        && (PAGES.iter().any(|p| path_matches(p, path)) || path.starts_with("/docs/"))
+    {
+        methods.push("GET");
+    }
+    methods.dedup();
+    methods
+}
+
+/// Whether `path` matches the actix `pattern` (each `{name}` segment matches one non-empty
+/// segment).
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
 }
 
 /// One route of the API.
@@ -114,4 +155,20 @@ pub fn route_spec(req: &HttpRequest) -> Option<&'static RouteSpec> {
     ROUTES
         .iter()
         .find(|r| r.method == req.method() && r.path == pattern)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_methods_follow_the_route_table() {
+        assert_eq!(allowed_methods("/v1/players"), ["GET", "POST"]);
+        assert_eq!(allowed_methods("/v1/players/x"), ["GET", "PATCH", "DELETE"]);
+        assert_eq!(allowed_methods("/v1/players/"), Vec::<&str>::new());
+        assert_eq!(allowed_methods("/v1/players/x/y"), Vec::<&str>::new());
+        assert_eq!(allowed_methods("/assets/v1/app.js"), ["GET"]);
+        assert_eq!(allowed_methods("/docs/index.html"), ["GET"]);
+        assert_eq!(allowed_methods("/nothing"), Vec::<&str>::new());
+    }
 }

@@ -23,14 +23,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/v1/players")
             .route(web::get().to(list_players))
             .route(web::post().to(create_player))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(web::to(super::unrouted)),
     )
     .service(
         web::resource("/v1/players/{id}")
             .route(web::get().to(get_player))
             .route(web::patch().to(update_player))
             .route(web::delete().to(delete_player))
-            .default_service(web::to(super::method_not_allowed)),
+            .default_service(web::to(super::unrouted)),
     );
 }
 
@@ -94,7 +94,10 @@ fn idempotency(req: &HttpRequest, doc: &Value) -> Result<Option<Idempotency>, Ap
     let key = raw
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+        .filter(|k| {
+            (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&k.len())
+                && k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        })
         .ok_or_else(|| ApiError::BadRequest {
             code: "invalid_idempotency_key",
             detail: "Idempotency-Key must be 1-255 visible ASCII characters".into(),
@@ -325,11 +328,11 @@ pub async fn get_player(
     id: web::Path<String>,
     store: web::Data<dyn PlayerStore>,
 ) -> Result<HttpResponse, ApiError> {
-    let player = store.get(extract::path_id(&id)?).await?;
+    let id = extract::path_id(&id)?;
+    let if_none_match = EntityTags::from_header(req.headers(), header::IF_NONE_MATCH)?;
+    let player = store.get(id).await?;
     let etag = player.etag();
-    if EntityTags::from_header(req.headers(), header::IF_NONE_MATCH)
-        .is_some_and(|tags| tags.matches_weak(&etag))
-    {
+    if if_none_match.is_some_and(|tags| tags.matches_weak(&etag)) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
             .finish());
@@ -391,7 +394,7 @@ pub async fn update_player(
     if !read_only.is_empty() {
         return Err(ApiError::Validation(read_only));
     }
-    let if_match = EntityTags::from_header(req.headers(), header::IF_MATCH);
+    let if_match = EntityTags::from_header(req.headers(), header::IF_MATCH)?;
     let ctx = audit_context(&req, &principal);
     let mut attempt = 0;
     loop {
@@ -450,7 +453,7 @@ pub async fn delete_player(
     store: web::Data<dyn PlayerStore>,
 ) -> Result<HttpResponse, ApiError> {
     let id = extract::path_id(&id)?;
-    let expected_version = match EntityTags::from_header(req.headers(), header::IF_MATCH) {
+    let expected_version = match EntityTags::from_header(req.headers(), header::IF_MATCH)? {
         None => None,
         Some(tags) => {
             let current = store.get(id).await?;

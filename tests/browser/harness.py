@@ -211,7 +211,6 @@ class ServiceClient:
                 return items
 
 
-@dataclass
 # In the page: every element with its own visible text, its contrast ratio (WCAG 2.x relative
 # luminance of sRGB colours, alpha blended over the resolved background).
 CONTRAST_SCRIPT = r"""
@@ -269,6 +268,7 @@ return out;
 """
 
 
+@dataclass
 class LogEntry:
     level: str
     source: str

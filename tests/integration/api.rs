@@ -509,8 +509,24 @@ async fn error_classes_render_as_problems(app: &TestApp) {
     assert_problem(res, 404, "not_found").await;
     let res = app.admin(Method::GET, "/v1/nothing-here").exchange().await;
     assert_problem(res, 404, "route_not_found").await;
-    let res = app.admin(Method::PUT, "/v1/players").exchange().await;
-    assert_problem(res, 405, "method_not_allowed").await;
+    // 405 names the methods the path has (RFC 9110 requires `Allow`), on every kind of path:
+    // a resource with several methods, a single-method one, a public one, a page.
+    for (method, path, allow) in [
+        (Method::PUT, "/v1/players", "GET, POST"),
+        (
+            Method::TRACE,
+            "/v1/players/0190a3b4-0000-7000-8000-000000000000",
+            "GET, PATCH, DELETE",
+        ),
+        (Method::POST, "/v1/me", "GET"),
+        (Method::TRACE, "/logout", "GET"),
+        (Method::DELETE, "/ready", "GET"),
+        (Method::POST, "/index.html", "GET"),
+    ] {
+        let res = app.admin(method.clone(), path).exchange().await;
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        assert_problem(res, 405, "method_not_allowed").await;
+    }
 }
 
 async fn identity_seam_is_enforced(app: &TestApp) {

@@ -2,7 +2,12 @@
 //! docs (Swagger UI, its assets vendored into the binary: nothing is fetched at build time
 //! or from a CDN at run time).
 
+mod contract;
+
+use std::sync::OnceLock;
+
 use actix_web::{HttpResponse, web};
+use serde_json::Value;
 use utoipa::{
     Modify, OpenApi,
     openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
@@ -107,9 +112,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// The served document: the annotations' document with what they cannot say added
+/// (`contract`). Built once.
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+        contract::apply(&mut doc);
+        doc
+    })
+}
+
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(document())
 }
