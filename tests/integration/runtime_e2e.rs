@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use crate::support::DEADLINE;
 use crate::support::aws::{Moto, aws_env, refusing_secrets_manager};
 use crate::support::db::TestDb;
+use crate::support::emf_spec::emf_violations;
 use crate::support::process::*;
 use players_api::local_alb::UserClaims;
-use players_api::telemetry::metrics::emf_violations;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

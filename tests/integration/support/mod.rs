@@ -4,6 +4,8 @@
 //! - `identity`: ALB-signed headers, bearer tokens, a programmable key/JWKS server (also used
 //!   by the benches);
 //! - `aws`: moto standing in for Secrets Manager, and a stand-in that refuses every call;
+//! - `emf_spec`: the EMF specification's rules, checked on captured metrics documents (also
+//!   included by the unit tests of `src/telemetry/metrics`);
 //! - `process`: the real binary as a child process with its output captured;
 //! - `proxy`: a TCP proxy that can cut the application off from its database;
 //! - `oidc_flow`: a cookie-keeping HTTP "browser" for the `authenticate-oidc` flow.
@@ -11,6 +13,7 @@
 pub mod app;
 pub mod aws;
 pub mod db;
+pub mod emf_spec;
 pub mod identity;
 pub mod oidc_flow;
 pub mod process;
