@@ -8,8 +8,9 @@
 #    -D warnings.
 # 4. The offline deployment checks (scripts/check-infra.sh), which include the Dockerfile's
 #    release build.
-# 5. The test OIDC provider's npm packages, then every Rust test (nextest), then the web app
-#    in headless Chromium (scripts/browser-tests.sh installs chromium and chromedriver).
+# 5. The test OIDC provider's npm packages, then every Rust test (nextest), then the API
+#    contract (schemathesis, scripts/contract-tests.sh), then the web app in headless Chromium
+#    (scripts/browser-tests.sh installs chromium and chromedriver).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -74,6 +75,9 @@ if ! command -v cargo-nextest >/dev/null; then
     cargo install cargo-nextest --locked
 fi
 cargo nextest run --locked --no-fail-fast
+
+step "the API contract: schemathesis against players-api dev (scripts/contract-tests.sh)"
+bash scripts/contract-tests.sh
 
 step "web app in headless Chromium (scripts/browser-tests.sh)"
 bash scripts/browser-tests.sh

@@ -145,15 +145,30 @@ pub fn path_id(raw: &str) -> Result<Uuid, ApiError> {
         .ok_or(ApiError::NotFound)
 }
 
-/// `[W/]"etagc*"` with etagc any visible ASCII but `"` (header values are ASCII here).
-fn is_entity_tag(t: &str) -> bool {
-    let opaque = t.strip_prefix("W/").unwrap_or(t);
-    opaque.len() >= 2
-        && opaque.starts_with('"')
-        && opaque.ends_with('"')
-        && opaque[1..opaque.len() - 1]
+/// `entity-tag *( OWS "," OWS entity-tag )`, each tag `[W/]"etagc*"` with etagc any visible
+/// ASCII but `"` (so a tag may hold a comma); `None` for anything else.
+fn entity_tags(raw: &str) -> Option<Vec<String>> {
+    let ows = |s: &str| s.trim_start_matches([' ', '\t']).to_owned();
+    let mut rest = raw.to_owned();
+    let mut tags = Vec::new();
+    loop {
+        let weak = rest.starts_with("W/");
+        let opaque = rest.strip_prefix("W/").unwrap_or(&rest).strip_prefix('"')?;
+        let end = opaque.find('"')?;
+        let etagc = &opaque[..end];
+        if !etagc
             .bytes()
             .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b))
+        {
+            return None;
+        }
+        tags.push(format!("{}\"{etagc}\"", if weak { "W/" } else { "" }));
+        let after = ows(&opaque[end + 1..]);
+        if after.is_empty() {
+            return Some(tags);
+        }
+        rest = ows(after.strip_prefix(',')?);
+    }
 }
 
 /// The entity tags of an `If-Match` or `If-None-Match` header.
@@ -166,7 +181,8 @@ pub enum EntityTags {
 impl EntityTags {
     /// The JSON Schema `pattern` of what `from_header` accepts (RFC 9110 §8.8.3, §13.1.1):
     /// `*`, or a comma-separated list of entity tags, each optionally weak.
-    pub const PATTERN: &str = r#"^(?:\*|(?:W/)?"[!#-~]*"(?:[ \t]*,[ \t]*(?:W/)?"[!#-~]*")*)$"#;
+    /// An empty value carries no condition, like an absent header.
+    pub const PATTERN: &str = r#"^(?:|\*|(?:W/)?"[!#-~]*"(?:[ \t]*,[ \t]*(?:W/)?"[!#-~]*")*)$"#;
 
     /// The header's tags; `Ok(None)` when it is absent, 400 `invalid_entity_tag` when it is not
     /// `*` or a list of entity tags.
@@ -182,16 +198,14 @@ impl EntityTags {
             detail: format!("{name} must be * or a comma-separated list of entity tags (\"3\")"),
         };
         let raw = value.to_str().map_err(|_| invalid())?.trim();
-        if raw == "*" {
-            return Ok(Some(EntityTags::Any));
+        match raw {
+            // An empty field carries no condition.
+            "" => Ok(None),
+            "*" => Ok(Some(EntityTags::Any)),
+            _ => entity_tags(raw)
+                .map(|tags| Some(EntityTags::List(tags)))
+                .ok_or_else(invalid),
         }
-        let tags = raw
-            .split(',')
-            .map(|t| t.trim_matches([' ', '\t']))
-            .map(|t| is_entity_tag(t).then(|| t.to_owned()))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(invalid)?;
-        Ok(Some(EntityTags::List(tags)))
     }
 
     /// Strong comparison (If-Match).
@@ -238,7 +252,19 @@ mod tests {
 
     #[test]
     fn malformed_entity_tags_are_refused() {
-        for raw in ["", "1", "\"1", "\"1\",", "\"a\"b\"", "w/\"1\"", "**"] {
+        assert!(
+            tags("\"a,b\" ,\t\"c\"").matches_strong("\"a,b\""),
+            "a tag may hold a comma"
+        );
+        for raw in [
+            "1",
+            "\"1",
+            "\"1\",",
+            "\"a\"b\"",
+            "w/\"1\"",
+            "**",
+            "\"1\" \"2\"",
+        ] {
             let mut h = HeaderMap::new();
             h.insert(IF_MATCH, HeaderValue::from_str(raw).unwrap());
             assert!(
@@ -256,6 +282,9 @@ mod tests {
             EntityTags::from_header(&HeaderMap::new(), IF_MATCH).unwrap(),
             None
         );
+        let mut empty = HeaderMap::new();
+        empty.insert(IF_MATCH, HeaderValue::from_static(""));
+        assert_eq!(EntityTags::from_header(&empty, IF_MATCH).unwrap(), None);
     }
 
     #[test]
