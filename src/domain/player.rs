@@ -36,18 +36,18 @@ pub struct PlayerInput {
     pub national_team_number: Option<i64>,
 }
 
-/// The members `PlayerInput` has.
-const INPUT_FIELDS: &[&str] = &[
-    "name",
-    "date_of_birth",
-    "country",
-    "team",
-    "position",
-    "club_number",
-    "national_team_number",
-];
-
 impl PlayerInput {
+    /// The members `PlayerInput` has: the fields a client sets.
+    pub const FIELDS: &'static [&'static str] = &[
+        "name",
+        "date_of_birth",
+        "country",
+        "team",
+        "position",
+        "club_number",
+        "national_team_number",
+    ];
+
     /// Reads a JSON document field by field, so each wrong member gets its own error: unknown
     /// and read-only members, missing members, and members of the wrong JSON type.
     pub fn from_json(value: &Value) -> Result<PlayerInput, Vec<FieldError>> {
@@ -62,7 +62,7 @@ impl PlayerInput {
         for key in map.keys() {
             if READ_ONLY_FIELDS.contains(&key.as_str()) {
                 errors.push(FieldError::new(key, "read_only", "is set by the server"));
-            } else if !INPUT_FIELDS.contains(&key.as_str()) {
+            } else if !Self::FIELDS.contains(&key.as_str()) {
                 errors.push(FieldError::new(
                     key,
                     "unknown_field",
@@ -346,6 +346,20 @@ mod tests {
             PlayerInput::from_json(&serde_json::json!([1])).unwrap_err()[0].code,
             "not_an_object"
         );
+    }
+
+    #[test]
+    fn fields_are_the_members_of_the_wire_type() {
+        let mut full = input();
+        full.national_team_number = Some(9);
+        let serde_json::Value::Object(members) = serde_json::to_value(&full).unwrap() else {
+            panic!("an input serialises to an object");
+        };
+        let mut members: Vec<_> = members.keys().map(String::as_str).collect();
+        let mut fields = PlayerInput::FIELDS.to_vec();
+        members.sort();
+        fields.sort();
+        assert_eq!(members, fields);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::{Actor, ActorKind, Player};
+use crate::domain::{Actor, ActorKind, Player, PlayerInput};
 
 /// What a write needs besides its data: the actor, and the ids that tie the record to the
 /// request's log lines and trace.
@@ -49,17 +49,9 @@ impl AuditAction {
     }
 }
 
-/// The player fields an audit record compares; server-managed ones (version, timestamps,
-/// created_by/updated_by) are implied by the record itself.
-pub const AUDITED_FIELDS: &[&str] = &[
-    "name",
-    "date_of_birth",
-    "country",
-    "team",
-    "position",
-    "club_number",
-    "national_team_number",
-];
+/// The player fields an audit record compares: every field a client sets. Server-managed ones
+/// (version, timestamps, created_by/updated_by) are implied by the record itself.
+pub const AUDITED_FIELDS: &[&str] = PlayerInput::FIELDS;
 
 /// The fields that differ between two states of a player, each as `{"before", "after"}`; a
 /// missing side (before a create, after a delete) is `null`.
@@ -217,6 +209,18 @@ mod tests {
             c.to_json_text(),
             r#"{"club_number":{"after":null,"before":4},"team":{"after":"U","before":"T"}}"#
         );
+    }
+
+    #[test]
+    fn every_audited_field_is_a_member_of_a_stored_player() {
+        let mut full = player();
+        full.national_team_number = Some(9);
+        let changes = Changes::between(None, Some(&full));
+        let mut named = changes.field_names();
+        let mut audited = AUDITED_FIELDS.to_vec();
+        named.sort();
+        audited.sort();
+        assert_eq!(named, audited);
     }
 
     #[test]

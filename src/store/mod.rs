@@ -1,13 +1,15 @@
 //! Storage of players. `PlayerStore` is the contract; `postgres` (production) and `sqlite`
 //! (embedded, the zero-configuration default) implement it, and the same test suite runs
 //! against both (`tests/integration/store_contract.rs`). Every change writes its audit record (`audit`) in
-//! the same transaction.
+//! the same transaction. The operations (`shared`) and their SQL (`sql`) are written once;
+//! each backend holds only what its database does its own way.
 
 mod audit;
 mod cursor;
 pub mod grants;
 mod migrations;
 mod postgres;
+mod shared;
 mod sql;
 mod sqlite;
 

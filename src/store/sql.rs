@@ -1,40 +1,256 @@
-//! SQL shared by both backends. Only the parts that differ between PostgreSQL and SQLite are
-//! behind `Dialect`.
+//! The SQL both backends run, written once: the statements (with `$n` placeholders, which
+//! SQLite accepts as well as PostgreSQL), the binding of a `NewPlayer`, the decoding of player
+//! and audit rows, and the listing queries. What a database does its own way is behind
+//! `Dialect`, implemented next to each backend.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction,
+    Type, error::DatabaseError,
+};
 use uuid::Uuid;
 
 use super::{AuditAction, AuditQuery, AuditRecord, ListQuery, StoreError, cursor::SortValue};
-use crate::domain::ActorKind;
+use crate::domain::{ActorKind, NewPlayer, Player, Position};
 
-pub const COLUMNS: &str = "id, name, date_of_birth, country, team, position, club_number, \
-     national_team_number, version, created_at, updated_at, created_by, updated_by";
+/// The columns of a player row, as every statement that returns one lists them. A macro, not a
+/// `const`, so the statements below can be `concat!`ed into `&'static str`s.
+macro_rules! player_columns {
+    () => {
+        "id, name, date_of_birth, country, team, position, club_number, national_team_number, \
+         version, created_at, updated_at, created_by, updated_by"
+    };
+}
+pub(super) use player_columns;
 
-pub const AUDIT_COLUMNS: &str = "id, occurred_at, actor_kind, actor_id, action, player_id, \
+pub const SELECT_PLAYER: &str =
+    concat!("select ", player_columns!(), " from players where id = $1");
+
+/// `$2`..`$11` are bound by `bind_new_player`; `$10` and `$11` stand twice (a new player was
+/// created and last updated at the same time, by the same actor).
+pub const INSERT_PLAYER: &str = concat!(
+    "insert into players (id, name, name_folded, date_of_birth, country, team, position, \
+     club_number, national_team_number, version, created_at, updated_at, created_by, \
+     updated_by) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10, $11, $11) returning ",
+    player_columns!()
+);
+
+/// `$2`..`$11` are bound by `bind_new_player`.
+pub const UPDATE_PLAYER: &str = concat!(
+    "update players set name = $2, name_folded = $3, date_of_birth = $4, country = $5, \
+     team = $6, position = $7, club_number = $8, national_team_number = $9, \
+     version = version + 1, updated_at = $10, updated_by = $11 where id = $1 returning ",
+    player_columns!()
+);
+
+pub const DELETE_PLAYER: &str = "delete from players where id = $1";
+
+pub const INSERT_AUDIT: &str = "insert into audit_log (id, occurred_at, actor_kind, actor_id, \
+     action, player_id, changes, request_id, trace_id, client_request_id) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+const AUDIT_COLUMNS: &str = "id, occurred_at, actor_kind, actor_id, action, player_id, \
      changes, request_id, trace_id, client_request_id";
+
+/// Forgets the actor's key if it is older than its time to live (`$3`).
+pub const EXPIRE_IDEMPOTENCY_KEY: &str =
+    "delete from idempotency_keys where actor = $1 and key = $2 and created_at < $3";
+
+pub const SELECT_IDEMPOTENT_RESPONSE: &str =
+    "select request_hash, response from idempotency_keys where actor = $1 and key = $2";
 
 /// The unique constraint behind `club_number_taken`.
 pub const CLUB_NUMBER_CONSTRAINT: &str = "players_team_club_number_key";
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Postgres,
-    Sqlite,
+/// A Rust type the database both encodes and decodes; a bound `T: ColumnType<DB>` stands for
+/// the three sqlx bounds it implies.
+pub trait ColumnType<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+impl<DB: Database, T> ColumnType<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+/// What the shared statements leave to the database they run on.
+pub trait Dialect: Database {
+    /// How a timestamp column is stored (see the migrations).
+    type Time: ColumnType<Self> + 'static;
+    fn encode_time(t: DateTime<Utc>) -> Self::Time;
+    fn decode_time(stored: Self::Time) -> Result<DateTime<Utc>, sqlx::Error>;
+    /// The function giving the 1-based position of a substring, 0 when it is absent.
+    const SUBSTRING_POSITION: &'static str;
+    /// `SELECT_PLAYER`, made to keep the row from changing until the transaction ends.
+    const SELECT_FOR_WRITE: &'static str;
+    /// Opens a transaction that will write.
+    fn begin_write(
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<Transaction<'_, Self>, sqlx::Error>> + Send + '_;
+    /// Whether a unique violation is of the `(team, club_number)` constraint.
+    fn is_club_number_taken(e: &dyn DatabaseError) -> bool;
+
+    /// Maps the errors storage callers must distinguish; everything else is internal.
+    fn classify(e: sqlx::Error, context: &'static str) -> StoreError {
+        if let Some(db) = e.as_database_error()
+            && db.is_unique_violation()
+            && Self::is_club_number_taken(db)
+        {
+            return StoreError::ClubNumberTaken;
+        }
+        StoreError::Other(anyhow::Error::new(e).context(context))
+    }
+}
+
+/// Binds `$2`..`$11` of `INSERT_PLAYER` and `UPDATE_PLAYER` (`$1` is the player's id).
+pub fn bind_new_player<'q, DB>(
+    query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    player: &NewPlayer,
+    at: DateTime<Utc>,
+    actor: &str,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    DB: Dialect,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+    String: ColumnType<DB>,
+    NaiveDate: ColumnType<DB>,
+    Option<i32>: ColumnType<DB>,
+{
+    query
+        .bind(player.name().as_str())
+        .bind(player.name().folded())
+        .bind(player.date_of_birth())
+        .bind(player.country().code())
+        .bind(player.team().as_str())
+        .bind(player.position().as_str())
+        .bind(player.club_number())
+        .bind(player.national_team_number())
+        .bind(DB::encode_time(at))
+        .bind(actor)
+}
+
+fn bad_column(column: &str, problem: String) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.into(),
+        source: problem.into(),
+    }
+}
+
+/// The one decoder of each row shape the statements return, for a row of either database.
+pub trait ReadRow: Row {
+    /// A row of `player_columns!()`.
+    fn player(&self) -> Result<Player, sqlx::Error>;
+    /// A row of `AUDIT_COLUMNS`.
+    fn audit_record(&self) -> Result<AuditRecord, sqlx::Error>;
+}
+
+impl<DB, R> ReadRow for R
+where
+    DB: Dialect,
+    R: Row<Database = DB>,
+    &'static str: ColumnIndex<R>,
+    Uuid: ColumnType<DB>,
+    String: ColumnType<DB>,
+    Option<String>: ColumnType<DB>,
+    NaiveDate: ColumnType<DB>,
+    Option<i32>: ColumnType<DB>,
+    i64: ColumnType<DB>,
+{
+    fn player(&self) -> Result<Player, sqlx::Error> {
+        let position: String = self.try_get("position")?;
+        Ok(Player {
+            id: self.try_get("id")?,
+            name: self.try_get("name")?,
+            date_of_birth: self.try_get("date_of_birth")?,
+            country: self.try_get("country")?,
+            team: self.try_get("team")?,
+            position: Position::parse(&position)
+                .ok_or_else(|| bad_column("position", format!("unknown position {position:?}")))?,
+            club_number: self.try_get("club_number")?,
+            national_team_number: self.try_get("national_team_number")?,
+            version: self.try_get("version")?,
+            created_at: DB::decode_time(self.try_get("created_at")?)?,
+            updated_at: DB::decode_time(self.try_get("updated_at")?)?,
+            created_by: self.try_get("created_by")?,
+            updated_by: self.try_get("updated_by")?,
+        })
+    }
+
+    fn audit_record(&self) -> Result<AuditRecord, sqlx::Error> {
+        let actor_kind: String = self.try_get("actor_kind")?;
+        let action: String = self.try_get("action")?;
+        let changes: String = self.try_get("changes")?;
+        Ok(AuditRecord {
+            id: self.try_get("id")?,
+            occurred_at: DB::decode_time(self.try_get("occurred_at")?)?,
+            actor_kind: ActorKind::parse(&actor_kind)
+                .ok_or_else(|| bad_column("actor_kind", format!("unknown kind {actor_kind:?}")))?,
+            actor_id: self.try_get("actor_id")?,
+            action: AuditAction::parse(&action)
+                .ok_or_else(|| bad_column("action", format!("unknown action {action:?}")))?,
+            player_id: self.try_get("player_id")?,
+            changes: serde_json::from_str(&changes)
+                .map_err(|e| bad_column("changes", e.to_string()))?,
+            request_id: self.try_get("request_id")?,
+            trace_id: self.try_get("trace_id")?,
+            client_request_id: self.try_get("client_request_id")?,
+        })
+    }
+}
+
+/// What an earlier request left under an idempotency key.
+pub struct StoredResponse {
+    pub request_hash: String,
+    /// The body first returned, replayed verbatim.
+    pub response: String,
+}
+
+/// The request hash and response kept under the actor's key, if any.
+pub async fn stored_response<DB>(
+    conn: &mut DB::Connection,
+    actor: &str,
+    key: &str,
+) -> Result<Option<StoredResponse>, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+    for<'s> &'s str: Encode<'s, DB> + Type<DB>,
+    String: ColumnType<DB>,
+{
+    let row = sqlx::query(SELECT_IDEMPOTENT_RESPONSE)
+        .bind(actor)
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+        .map_err(|e| DB::classify(e, "reading an idempotency key"))?;
+    row.map(|row| {
+        Ok(StoredResponse {
+            request_hash: row.try_get("request_hash")?,
+            response: row.try_get("response")?,
+        })
+    })
+    .transpose()
+    .map_err(|e| DB::classify(e, "reading an idempotency key"))
 }
 
 /// Builds the keyset-paginated listing query: filters, the position after the cursor, the
 /// order, and a limit one above the page size.
-pub fn list_query<DB>(dialect: Dialect, q: &ListQuery) -> QueryBuilder<DB>
+pub fn list_query<DB>(q: &ListQuery) -> QueryBuilder<DB>
 where
-    DB: Database,
-    String: for<'t> Encode<'t, DB> + Type<DB>,
-    Uuid: for<'t> Encode<'t, DB> + Type<DB>,
-    NaiveDate: for<'t> Encode<'t, DB> + Type<DB>,
-    DateTime<Utc>: for<'t> Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
+    DB: Dialect,
+    String: ColumnType<DB>,
+    Uuid: ColumnType<DB>,
+    NaiveDate: ColumnType<DB>,
+    i64: ColumnType<DB>,
 {
-    let mut qb = QueryBuilder::new(format!("select {COLUMNS} from players where true"));
+    let mut qb = QueryBuilder::new(concat!(
+        "select ",
+        player_columns!(),
+        " from players where true"
+    ));
     let f = &q.filters;
     if let Some(team) = &f.team {
         qb.push(" and team = ").push_bind(team.clone());
@@ -47,10 +263,7 @@ where
             .push_bind(position.as_str().to_owned());
     }
     if let Some(needle) = &f.name_contains {
-        qb.push(match dialect {
-            Dialect::Postgres => " and strpos(name_folded, ",
-            Dialect::Sqlite => " and instr(name_folded, ",
-        });
+        qb.push(format!(" and {}(name_folded, ", DB::SUBSTRING_POSITION));
         qb.push_bind(needle.clone()).push(") > 0");
     }
     let column = q.sort.key.column();
@@ -64,10 +277,7 @@ where
         match after.value() {
             SortValue::Text(s) => qb.push_bind(s.clone()),
             SortValue::Date(d) => qb.push_bind(*d),
-            SortValue::Time(t) => match dialect {
-                Dialect::Postgres => qb.push_bind(*t),
-                Dialect::Sqlite => qb.push_bind(t.timestamp_micros()),
-            },
+            SortValue::Time(t) => qb.push_bind(DB::encode_time(*t)),
         };
         qb.push(", ").push_bind(after.id()).push(")");
     }
@@ -78,25 +288,13 @@ where
 
 /// Builds the audit listing: filters, the position after the cursor, newest first, and a
 /// limit one above the page size.
-pub fn audit_query<DB>(dialect: Dialect, q: &AuditQuery) -> QueryBuilder<DB>
+pub fn audit_query<DB>(q: &AuditQuery) -> QueryBuilder<DB>
 where
-    DB: Database,
-    String: for<'t> Encode<'t, DB> + Type<DB>,
-    Uuid: for<'t> Encode<'t, DB> + Type<DB>,
-    DateTime<Utc>: for<'t> Encode<'t, DB> + Type<DB>,
-    i64: for<'t> Encode<'t, DB> + Type<DB>,
+    DB: Dialect,
+    String: ColumnType<DB>,
+    Uuid: ColumnType<DB>,
+    i64: ColumnType<DB>,
 {
-    fn push_time<DB>(qb: &mut QueryBuilder<DB>, dialect: Dialect, t: DateTime<Utc>)
-    where
-        DB: Database,
-        DateTime<Utc>: for<'t> Encode<'t, DB> + Type<DB>,
-        i64: for<'t> Encode<'t, DB> + Type<DB>,
-    {
-        match dialect {
-            Dialect::Postgres => qb.push_bind(t),
-            Dialect::Sqlite => qb.push_bind(t.timestamp_micros()),
-        };
-    }
     let mut qb = QueryBuilder::new(format!("select {AUDIT_COLUMNS} from audit_log where true"));
     let f = &q.filters;
     if let Some(player_id) = f.player_id {
@@ -106,73 +304,41 @@ where
         qb.push(" and actor_id = ").push_bind(actor_id.clone());
     }
     if let Some(from) = f.from {
-        qb.push(" and occurred_at >= ");
-        push_time(&mut qb, dialect, from);
+        qb.push(" and occurred_at >= ")
+            .push_bind(DB::encode_time(from));
     }
     if let Some(to) = f.to {
-        qb.push(" and occurred_at < ");
-        push_time(&mut qb, dialect, to);
+        qb.push(" and occurred_at < ")
+            .push_bind(DB::encode_time(to));
     }
     if let Some(after) = &q.after {
-        qb.push(" and (occurred_at, id) < (");
-        push_time(&mut qb, dialect, after.occurred_at());
-        qb.push(", ").push_bind(after.id()).push(")");
+        qb.push(" and (occurred_at, id) < (")
+            .push_bind(DB::encode_time(after.occurred_at()))
+            .push(", ")
+            .push_bind(after.id())
+            .push(")");
     }
     qb.push(" order by occurred_at desc, id desc limit ")
         .push_bind(i64::from(q.limit) + 1);
     qb
 }
 
-/// An `audit_log` row as both backends read it, before the text columns are parsed.
-pub struct AuditRow {
-    pub id: Uuid,
-    pub occurred_at: DateTime<Utc>,
-    pub actor_kind: String,
-    pub actor_id: String,
-    pub action: String,
-    pub player_id: Uuid,
-    pub changes: String,
-    pub request_id: String,
-    pub trace_id: Option<String>,
-    pub client_request_id: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, Row, SqliteConnection};
 
-impl AuditRow {
-    pub fn into_record(self) -> Result<AuditRecord, sqlx::Error> {
-        let decode = |column: &str, source: String| sqlx::Error::ColumnDecode {
-            index: column.into(),
-            source: source.into(),
-        };
-        Ok(AuditRecord {
-            id: self.id,
-            occurred_at: self.occurred_at,
-            actor_kind: ActorKind::parse(&self.actor_kind).ok_or_else(|| {
-                decode("actor_kind", format!("unknown kind {:?}", self.actor_kind))
-            })?,
-            actor_id: self.actor_id,
-            action: AuditAction::parse(&self.action)
-                .ok_or_else(|| decode("action", format!("unknown action {:?}", self.action)))?,
-            player_id: self.player_id,
-            changes: serde_json::from_str(&self.changes)
-                .map_err(|e| decode("changes", e.to_string()))?,
-            request_id: self.request_id,
-            trace_id: self.trace_id,
-            client_request_id: self.client_request_id,
-        })
+    /// The statements reuse `$10` and `$11`, and SQLite may meet `$n` out of order: the driver
+    /// binds a `$n` to the n-th value wherever, and however often, it stands.
+    #[tokio::test]
+    async fn sqlite_binds_a_dollar_placeholder_by_its_number() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let row = sqlx::query("select $2 as a, $1 as b, $2 as c")
+            .bind(1_i64)
+            .bind(2_i64)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let got: (i64, i64, i64) = (row.get("a"), row.get("b"), row.get("c"));
+        assert_eq!(got, (2, 1, 2));
     }
-}
-
-/// Maps the errors storage callers must distinguish; everything else is internal.
-pub fn classify(e: sqlx::Error, context: &'static str) -> StoreError {
-    if let Some(db) = e.as_database_error()
-        && db.is_unique_violation()
-    {
-        // PostgreSQL names the constraint; SQLite names the columns in its message.
-        let named = db.constraint() == Some(CLUB_NUMBER_CONSTRAINT);
-        let sqlite_cols = db.message().contains("players.team, players.club_number");
-        if named || sqlite_cols {
-            return StoreError::ClubNumberTaken;
-        }
-    }
-    StoreError::Other(anyhow::Error::new(e).context(context))
 }
