@@ -1,6 +1,8 @@
 //! The built-in identity provider: a minimal OpenID Connect provider in the shape of a Cognito
 //! user pool, so that the local ALB runs the same `authenticate-oidc` flow against it as against
-//! any other IdP. Under `{base}/issuer`:
+//! any other IdP. (About 800 lines before its tests: a whole provider, discovery to userinfo,
+//! with the Cognito token shapes in one place; it is a development tool the service never
+//! runs in production.) Under `{base}/issuer`:
 //!
 //! | path | what |
 //! | --- | --- |

@@ -1,5 +1,7 @@
 //! The `authenticate-oidc` action of the local ALB: the relying party that logs a browser in
 //! with an OpenID Connect provider (the built-in one or any other) the way the AWS ALB does.
+//! (About 470 lines before its tests: one protocol flow, kept in one file in the order the
+//! steps below happen, so it can be read against the ALB's documentation.)
 //!
 //! 1. A request without a valid session ([`OnUnauthenticated::Authenticate`]): `302` to the
 //!    provider's authorisation endpoint with `response_type=code`, `client_id`, `redirect_uri`
