@@ -411,9 +411,15 @@ pub async fn update_player(
         {
             return Err(ApiError::PreconditionFailed);
         }
-        let mut doc = serde_json::to_value(current.to_input()).map_err(anyhow::Error::from)?;
+        let original = serde_json::to_value(current.to_input()).map_err(anyhow::Error::from)?;
+        let mut doc = original.clone();
         merge_patch::apply(&mut doc, &patch);
         let player = parse_player(&doc)?;
+        // A patch that changes nothing (the same values once validated and normalised) gets the
+        // player as it is: no new version, no audit record, the same ETag.
+        if parse_player(&original).is_ok_and(|unchanged| unchanged == player) {
+            return Ok(with_etag(HttpResponse::Ok(), &current));
+        }
         match store.update(id, &player, Some(current.version), &ctx).await {
             Ok(updated) => {
                 // The store replaced exactly `current` (its version matched).

@@ -440,6 +440,46 @@ async fn filters_and_pages(app: &TestApp, _: &TestDb, _: Backend) {
     }
 }
 
+async fn a_patch_that_changes_nothing_records_nothing(app: &TestApp, _: &TestDb, _: Backend) {
+    let created = app.create(&player_body(7)).await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/v1/players/{id}");
+    // The same values, some only after normalisation: upper-cased country, trimmed name.
+    let same = json!({
+        "team": created["team"],
+        "country": created["country"].as_str().unwrap().to_lowercase(),
+        "name": format!("  {}  ", created["name"].as_str().unwrap()),
+    });
+    for if_match in [None, Some("\"1\"")] {
+        let mut req = app
+            .as_role("editor", Method::PATCH, &path)
+            .header("content-type", "application/merge-patch+json")
+            .body(same.to_string());
+        if let Some(tag) = if_match {
+            req = req.header("if-match", tag);
+        }
+        let res = req.exchange().await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["etag"], "\"1\"");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body, created, "the player as it was");
+    }
+    let records = items(app, &[("player_id", id)]).await;
+    assert_eq!(records.len(), 1, "only the create: {records:?}");
+    assert_eq!(records[0]["action"], "create");
+
+    // A patch that does change something still writes a version and a record.
+    let res = app
+        .as_role("editor", Method::PATCH, &path)
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"team": "Somewhere Else"}"#)
+        .exchange()
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["etag"], "\"2\"");
+    assert_eq!(items(app, &[("player_id", id)]).await.len(), 2);
+}
+
 macro_rules! audit_tests {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -473,4 +513,5 @@ audit_tests!(
     a_failed_audit_insert_rolls_the_change_back,
     the_listing_is_admin_only,
     filters_and_pages,
+    a_patch_that_changes_nothing_records_nothing,
 );
