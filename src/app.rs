@@ -49,6 +49,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let flusher = recorder.spawn_flusher();
     metrics::install(recorder);
     let store = serve_store(&settings, secrets.db, secrets_client).await?;
+    let sweeper = store::sweeper::spawn(store.clone(), settings.sweep.clone());
     let listener = TcpListener::bind(settings.listen_addr)
         .with_context(|| format!("binding LISTEN_ADDR {}", settings.listen_addr))?;
     let ready = ShutdownFlag::default();
@@ -72,6 +73,7 @@ pub async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         shutdown::termination_signal(),
     )
     .await?;
+    sweeper.abort();
     if let Some(flusher) = flusher {
         flusher.abort();
     }
@@ -303,6 +305,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let store = open_store(&DatabaseSettings::for_url(&args.database_url)).await?;
+    store::sweeper::spawn(store.clone(), crate::config::defaults());
     let listener = TcpListener::bind(args.listen_addr)
         .with_context(|| format!("binding {}", args.listen_addr))?;
     // The local ALB stand-in; the API trusts it through its normal identity settings (the

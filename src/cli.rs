@@ -69,6 +69,10 @@ pub struct ServeSettings {
 
     #[command(flatten)]
     pub shutdown: crate::shutdown::ShutdownSettings,
+
+    /// Expiry of idempotency and (with a retention) audit records.
+    #[command(flatten)]
+    pub sweep: crate::store::sweeper::SweepSettings,
 }
 
 impl ServeSettings {

@@ -12,6 +12,7 @@ mod postgres;
 mod shared;
 mod sql;
 mod sqlite;
+pub mod sweeper;
 
 use std::sync::Arc;
 
@@ -180,11 +181,28 @@ pub trait PlayerStore: Send + Sync + 'static {
     /// The audit trail, newest first.
     async fn list_audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
 
+    /// Deletes at most `batch` rows of `what` older than `before`, oldest first, in one short
+    /// statement; returns how many went. The sweeper repeats it until a batch comes back short.
+    async fn delete_expired(
+        &self,
+        what: Expiring,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> Result<u64, StoreError>;
+
     /// Cheap round trip to the database, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Applies pending migrations.
     async fn migrate(&self) -> anyhow::Result<()>;
+}
+
+/// What expires: idempotency records after their 24 h window, audit records after the
+/// retention (`AUDIT_RETENTION_DAYS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiring {
+    IdempotencyKeys,
+    AuditRecords,
 }
 
 /// Database connection settings shared by both backends.

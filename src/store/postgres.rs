@@ -86,6 +86,10 @@ impl Dialect for Postgres {
 
     const SUBSTRING_POSITION: &'static str = "strpos";
 
+    /// Rows another task's sweep has locked are left to it: sweeps never wait on each other.
+    const PICK_EXPIRED: &'static str =
+        "{time} < $1 order by {time} limit $2 for update skip locked";
+
     /// Concurrent writers of the row wait here until this transaction ends.
     const SELECT_FOR_WRITE: &'static str = concat!(
         "select ",

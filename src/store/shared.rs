@@ -291,6 +291,22 @@ macro_rules! player_store {
                     ))
                 }
 
+                async fn delete_expired(
+                    &self,
+                    what: $crate::store::Expiring,
+                    before: DateTime<Utc>,
+                    batch: u32,
+                ) -> Result<u64, StoreError> {
+                    let statement = sql::delete_expired::<Db>(what);
+                    let done = sqlx::query(sqlx::AssertSqlSafe(statement))
+                        .bind(Db::encode_time(before))
+                        .bind(i64::from(batch))
+                        .execute(&mut *self.conn().await?)
+                        .await
+                        .map_err(|e| Db::classify(e, "deleting expired rows"))?;
+                    Ok(done.rows_affected())
+                }
+
                 async fn ping(&self) -> Result<(), StoreError> {
                     sqlx::query("select 1")
                         .execute(&mut *self.conn().await?)

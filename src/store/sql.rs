@@ -10,7 +10,9 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::{AuditAction, AuditQuery, AuditRecord, ListQuery, StoreError, cursor::SortValue};
+use super::{
+    AuditAction, AuditQuery, AuditRecord, Expiring, ListQuery, StoreError, cursor::SortValue,
+};
 use crate::domain::{ActorKind, NewPlayer, Player, Position};
 
 /// The columns of a player row, as every statement that returns one lists them. A macro, not a
@@ -62,6 +64,21 @@ pub const SELECT_IDEMPOTENT_RESPONSE: &str =
 /// The unique constraint behind `club_number_taken`.
 pub const CLUB_NUMBER_CONSTRAINT: &str = "players_team_club_number_key";
 
+/// Deletes one batch of expired rows of `what`, picked by the dialect's `PICK_EXPIRED`.
+pub fn delete_expired<DB: Dialect>(what: Expiring) -> String {
+    let (table, key, columns, time) = match what {
+        Expiring::IdempotencyKeys => (
+            "idempotency_keys",
+            "(actor, key)",
+            "actor, key",
+            "created_at",
+        ),
+        Expiring::AuditRecords => ("audit_log", "id", "id", "occurred_at"),
+    };
+    let pick = DB::PICK_EXPIRED.replace("{time}", time);
+    format!("delete from {table} where {key} in (select {columns} from {table} where {pick})")
+}
+
 /// A Rust type the database both encodes and decodes; a bound `T: ColumnType<DB>` stands for
 /// the three sqlx bounds it implies.
 pub trait ColumnType<DB: Database>:
@@ -90,6 +107,9 @@ pub trait Dialect: Database {
     ) -> impl Future<Output = Result<Transaction<'_, Self>, sqlx::Error>> + Send + '_;
     /// Whether a unique violation is of the `(team, club_number)` constraint.
     fn is_club_number_taken(e: &dyn DatabaseError) -> bool;
+    /// How a batch of expired rows is picked (`$1` the cut-off, `$2` the batch size): oldest
+    /// first, and, where the database can, skipping rows another task's sweep holds.
+    const PICK_EXPIRED: &'static str;
 
     /// Maps the errors storage callers must distinguish; everything else is internal.
     fn classify(e: sqlx::Error, context: &'static str) -> StoreError {

@@ -70,6 +70,9 @@ impl Dialect for Sqlite {
 
     const SUBSTRING_POSITION: &'static str = "instr";
 
+    /// One writer at a time: a batch is short and nothing else can hold these rows.
+    const PICK_EXPIRED: &'static str = "{time} < $1 order by {time} limit $2";
+
     /// A plain read: the transaction holds the database's write lock already.
     const SELECT_FOR_WRITE: &'static str = sql::SELECT_PLAYER;
 

@@ -24,7 +24,7 @@ from conftest import (
 
 CONTRACT_ENV = read_list("expected_env.txt")
 CONTRACT_METRICS = read_list("expected_metrics.txt")
-METRICS_RS = SRC / "telemetry" / "metrics.rs"
+METRICS_RS = SRC / "telemetry" / "metrics" / "mod.rs"
 
 
 def cfn_task_def(templates) -> dict:
@@ -143,12 +143,12 @@ def src_metric_names() -> set[str]:
 
 def test_dashboard_metrics_are_emitted_by_the_service(templates):
     missing = sorted(service_metric_names(templates) - src_metric_names())
-    assert not missing, f"on the dashboard/alarms but not a `pub const` in src/telemetry/metrics.rs: {missing}"
+    assert not missing, f"on the dashboard/alarms but not a `pub const` in src/telemetry/metrics/mod.rs: {missing}"
 
 
 def test_service_emits_every_contract_metric():
     missing = sorted(set(CONTRACT_METRICS) - src_metric_names())
-    assert not missing, f"contract metrics missing from src/telemetry/metrics.rs: {missing}"
+    assert not missing, f"contract metrics missing from src/telemetry/metrics/mod.rs: {missing}"
 
 
 def test_dashboard_parses_and_has_logs_widgets(templates):

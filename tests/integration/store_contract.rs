@@ -5,7 +5,11 @@ use crate::support::db::{Backend, TestDb, ctx};
 use chrono::NaiveDate;
 use players_api::{
     domain::{NewPlayer, PlayerInput, Position},
-    store::{Created, Filters, Idempotency, ListQuery, PlayerStore, Sort, StoreError},
+    store::{
+        AuditFilters, AuditQuery, Created, Filters, Idempotency, ListQuery, PlayerStore, Sort,
+        StoreError,
+        sweeper::{SweepSettings, Swept, sweep},
+    },
 };
 
 fn new_player(name: &str, team: &str, number: Option<i64>) -> NewPlayer {
@@ -344,6 +348,139 @@ async fn ping_answers(store: &dyn PlayerStore) {
     store.ping().await.unwrap();
 }
 
+fn sweeping(audit_retention_days: Option<u32>, sweep_batch_size: u32) -> SweepSettings {
+    SweepSettings {
+        audit_retention_days,
+        sweep_interval_secs: 600,
+        sweep_batch_size,
+    }
+}
+
+async fn audit_count(store: &dyn PlayerStore) -> usize {
+    let query = AuditQuery {
+        filters: AuditFilters {
+            player_id: None,
+            actor_id: None,
+            from: None,
+            to: None,
+        },
+        limit: 200,
+        after: None,
+    };
+    store.list_audit(&query).await.unwrap().items.len()
+}
+
+async fn expired_idempotency_records_are_swept_in_batches(store: &dyn PlayerStore) {
+    let key = |i: usize, hash: &str| Idempotency {
+        key: format!("k-{i}"),
+        request_hash: hash.into(),
+    };
+    for i in 0..5 {
+        let p = new_player(&format!("Player {i}"), "Hibernian", None);
+        store
+            .create(&p, &ctx("service:s"), Some(&key(i, "h")))
+            .await
+            .unwrap();
+    }
+    let now = chrono::Utc::now();
+    // Inside the 24 h window nothing goes, and a retry still replays.
+    let inside = sweep(store, now + chrono::Duration::hours(23), &sweeping(None, 2)).await;
+    assert_eq!(inside.unwrap(), Swept::default());
+    let retry = store
+        .create(
+            &new_player("Player 0", "Hibernian", None),
+            &ctx("service:s"),
+            Some(&key(0, "h")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(retry, Created::Replayed(_)));
+    // Past it, all five go, two rows per statement; the players stay.
+    let past = sweep(store, now + chrono::Duration::hours(25), &sweeping(None, 2)).await;
+    assert_eq!(past.unwrap().idempotency_keys, 5);
+    // The key is free again: a different request under it creates instead of being refused.
+    let reused = store
+        .create(
+            &new_player("Someone Else", "Hibernian", None),
+            &ctx("service:s"),
+            Some(&key(0, "other")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(reused, Created::New(_)));
+    let all = ListQuery {
+        filters: Filters::default(),
+        sort: Sort::default(),
+        limit: 50,
+        after: None,
+    };
+    assert_eq!(store.list(&all).await.unwrap().items.len(), 6);
+}
+
+async fn audit_records_past_the_retention_are_swept(store: &dyn PlayerStore) {
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let p = new_player(&format!("Player {i}"), "Hearts", None);
+        ids.push(created(store.create(&p, &ctx("user:a"), None).await.unwrap()).id);
+    }
+    let now = chrono::Utc::now();
+    let in_days = |d: i64| now + chrono::Duration::days(d);
+    // Without a retention the trail is kept forever.
+    let kept = sweep(store, in_days(4000), &sweeping(None, 2))
+        .await
+        .unwrap();
+    assert_eq!(kept.audit_records, 0);
+    // Inside the retention it is kept; past it, every record goes (two per statement).
+    let inside = sweep(store, in_days(29), &sweeping(Some(30), 2))
+        .await
+        .unwrap();
+    assert_eq!(inside.audit_records, 0);
+    assert_eq!(audit_count(store).await, 3);
+    let past = sweep(store, in_days(31), &sweeping(Some(30), 2))
+        .await
+        .unwrap();
+    assert_eq!(past.audit_records, 3);
+    assert_eq!(audit_count(store).await, 0);
+    for id in ids {
+        store.get(id).await.expect("players are never swept");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_sweeps_on_postgres_share_the_work_and_never_fail() {
+    // Many tasks sweep one database: batches skip the rows another sweep holds, so together
+    // they delete each expired row once, and none of them waits for or fails on the others.
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    for i in 0..60 {
+        let p = new_player(&format!("Player {i}"), &format!("Team {}", i % 7), None);
+        let idem = Idempotency {
+            key: format!("k-{i}"),
+            request_hash: "h".into(),
+        };
+        store
+            .create(&p, &ctx("service:s"), Some(&idem))
+            .await
+            .unwrap();
+    }
+    let later = chrono::Utc::now() + chrono::Duration::hours(25);
+    let settings = sweeping(Some(1), 5);
+    let sweeps = (0..4).map(|_| {
+        let store = store.clone();
+        let settings = settings.clone();
+        tokio::spawn(async move { sweep(&*store, later, &settings).await })
+    });
+    let mut idempotency = 0;
+    let mut audit = 0;
+    for s in futures_util::future::join_all(sweeps).await {
+        let swept = s.unwrap().expect("a sweep never fails on another's locks");
+        idempotency += swept.idempotency_keys;
+        audit += swept.audit_records;
+    }
+    assert_eq!((idempotency, audit), (60, 60));
+    assert_eq!(audit_count(&*store).await, 0);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -370,6 +507,8 @@ macro_rules! contract {
 }
 
 contract!(
+    expired_idempotency_records_are_swept_in_batches,
+    audit_records_past_the_retention_are_swept,
     create_then_get_round_trips,
     club_numbers_are_unique_per_team,
     idempotent_creates_replay_and_refuse_reuse,
