@@ -363,3 +363,47 @@ def test_text_contrast_meets_wcag_aa_on_every_main_screen(app_as, service):
     failures["form with errors"] = b.contrast_failures()
     bad = {screen: f for screen, f in failures.items() if f}
     assert not bad, bad
+
+
+def test_a_401_from_the_api_under_a_live_session_logs_in_again_then_says_so(app_as, service):
+    # The ALB session is alive but the API refuses the request (here: the browser also sends a
+    # bearer token the service does not accept). The app loads the page again, which is what
+    # logs a browser in behind the ALB; when the API still refuses, it says so, once, instead
+    # of reloading forever.
+    service.create_player(**SAKA)
+    app = app_as("viewer")
+    b = app.b
+    b.allowed += [failed_load(path, 401) for path in ("/v1/players", "/v1/me", "/v1/countries")]
+    b.driver.execute_cdp_cmd("Network.enable", {})
+    b.driver.execute_cdp_cmd(
+        "Network.setExtraHTTPHeaders", {"headers": {"Authorization": "Bearer not-a-token"}})
+    b.js("window.beforeTheReload = true")
+    b.find("#apply-filters").click()
+    b.wait(lambda d: d.execute_script("return window.beforeTheReload === undefined"),
+           what="the page loaded again")
+    banner = b.wait_text("#banner", "session has ended or is not accepted")
+    assert banner.find_element("css selector", 'a[href="/logout"]')
+    # Once the request is acceptable again, the same page works.
+    b.driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {}})
+    app.open()
+    assert app.rows() == ["Bukayo Saka"]
+
+
+def test_the_list_shows_that_it_is_loading(app_as, service):
+    service.create_player(**SAKA)
+    app = app_as("viewer")
+    b = app.b
+    # Every request now takes 1.5 s more: long enough to see the loading state, which the
+    # test waits for rather than sleeping.
+    b.driver.execute_cdp_cmd("Network.enable", {})
+    b.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1})
+    b.find("#apply-filters").click()
+    busy = b.wait_css(".results[aria-busy=true]")
+    assert b.find("#list-loading").is_displayed()
+    assert "Loading players" in b.find("#list-loading").text
+    b.wait_css(".results[aria-busy=false]", timeout=30)
+    assert not b.find_all("#list-loading") or not b.find("#list-loading").is_displayed()
+    assert busy
+    b.driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
