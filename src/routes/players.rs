@@ -46,6 +46,12 @@ impl From<StoreError> for ApiError {
             StoreError::ClubNumberTaken => ApiError::ClubNumberTaken,
             StoreError::VersionMismatch => ApiError::PreconditionFailed,
             StoreError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
+            StoreError::Unavailable(e) => {
+                // The cause is for operators (the log line has the request id); the client
+                // learns only that it may retry.
+                tracing::warn!(error = %format!("{e:#}"), "database unavailable");
+                ApiError::Unavailable
+            }
             StoreError::Other(e) => ApiError::Internal(e),
         }
     }

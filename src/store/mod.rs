@@ -47,6 +47,10 @@ pub enum StoreError {
     VersionMismatch,
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,
+    /// The database cannot be reached (no connection within the acquire timeout, the
+    /// connection lost, the server shutting down): the request may succeed later.
+    #[error(transparent)]
+    Unavailable(anyhow::Error),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }

@@ -119,7 +119,27 @@ pub trait Dialect: Database {
         {
             return StoreError::ClubNumberTaken;
         }
+        if is_unavailable(&e) {
+            return StoreError::Unavailable(anyhow::Error::new(e).context(context));
+        }
         StoreError::Other(anyhow::Error::new(e).context(context))
+    }
+}
+
+/// Whether `e` says the database is out of reach rather than that the request is wrong: no
+/// pooled connection in time, a connection that broke, or the server refusing connections
+/// (SQLSTATE classes 08 connection exception and 57 operator intervention, e.g. a shutdown).
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+        _ => false,
     }
 }
 

@@ -666,9 +666,9 @@ async fn readiness_follows_the_database() {
         app.client.get(app.url("/health")).exchange().await.status(),
         200
     );
-    // Requests needing the database fail cleanly meanwhile.
-    let body = app.admin(Method::GET, "/v1/players").json_with(500).await;
-    assert_eq!(body["code"], "internal");
+    // Requests needing the database fail cleanly meanwhile: 503, which a client may retry.
+    let body = app.admin(Method::GET, "/v1/players").json_with(503).await;
+    assert_eq!(body["code"], "not_ready");
     assert!(
         !body["detail"].as_str().unwrap().contains("select"),
         "no SQL leaks: {body}"

@@ -188,7 +188,7 @@ fn error_statuses(doc: &mut Value) {
             path,
             method,
             "503",
-            problem("`unavailable`: the database cannot be reached"),
+            problem("`not_ready`: the database cannot be reached (retry later)"),
         );
     }
     for (path, method) in [("/v1/players", "post"), ("/v1/players/{id}", "patch")] {
