@@ -128,7 +128,7 @@ impl Backend for PostgresStore {
             Some(refresher) => refresher.acquire().await,
             None => self.pool.acquire().await,
         };
-        conn.map_err(|e| Postgres::classify(e, "acquiring a database connection"))
+        conn.map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
     }
 
     async fn run_migrations(&self) -> anyhow::Result<()> {

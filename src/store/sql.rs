@@ -111,6 +111,12 @@ pub trait Dialect: Database {
     /// first, and, where the database can, skipping rows another task's sweep holds.
     const PICK_EXPIRED: &'static str;
 
+    /// No connection could be had: whatever the cause (refused, timed out, a handshake cut
+    /// short), the database is out of reach for now, never the request's fault.
+    fn unavailable(e: sqlx::Error, context: &'static str) -> StoreError {
+        StoreError::Unavailable(anyhow::Error::new(e).context(context))
+    }
+
     /// Maps the errors storage callers must distinguish; everything else is internal.
     fn classify(e: sqlx::Error, context: &'static str) -> StoreError {
         if let Some(db) = e.as_database_error()

@@ -103,7 +103,7 @@ impl Backend for SqliteStore {
         self.pool
             .acquire()
             .await
-            .map_err(|e| Sqlite::classify(e, "acquiring a database connection"))
+            .map_err(|e| Sqlite::unavailable(e, "acquiring a database connection"))
     }
 
     async fn run_migrations(&self) -> anyhow::Result<()> {

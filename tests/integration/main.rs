@@ -12,6 +12,7 @@ mod audit;
 mod bearer_tokens;
 mod db_roles;
 mod dev_e2e;
+mod faults;
 mod identity_routes;
 mod local_alb;
 mod oidc_provider_journeys;

@@ -1,0 +1,222 @@
+//! Faults under load: a bounded load (a request every 4 ms, at most 32 in flight: a few hundred
+//! per second on this machine) on the real HTTP server while a dependency fails.
+//! - The database cut off mid-load (the TCP proxy): every request is answered, quickly, with
+//!   its normal status or 503; never a 500 and never a hang; `/ready` is 503; once the database
+//!   is back everything recovers without a restart, and no write is half-applied (every player
+//!   row has its audit record and the reverse).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use players_api::store::{AuditFilters, AuditQuery, Filters, ListQuery, Sort};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use crate::support::app::{Exchange, TestApp, player_body};
+use crate::support::db::{TestDb, pool_settings, postgres_behind_proxy};
+
+/// One answered request of the load.
+#[derive(Clone, Debug)]
+struct Outcome {
+    write: bool,
+    status: u16,
+    code: Option<String>,
+    took: Duration,
+}
+
+/// Requests at a fixed pace until stopped: creates and listings, alternately.
+struct Load {
+    outcomes: Arc<Mutex<Vec<Outcome>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(app: &TestApp) -> Load {
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client = app.client.clone();
+        let base = app.base.clone();
+        let (out, halt) = (outcomes.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let in_flight = Arc::new(Semaphore::new(32));
+            let mut tick = tokio::time::interval(Duration::from_millis(4));
+            let mut n = 0usize;
+            let mut requests = Vec::new();
+            while !halt.load(std::sync::atomic::Ordering::SeqCst) {
+                tick.tick().await;
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    break;
+                };
+                n += 1;
+                let write = n.is_multiple_of(2);
+                let req = if write {
+                    client
+                        .post(format!("{base}/v1/players"))
+                        .header("x-test-role", "admin")
+                        .json(&player_body(n))
+                } else {
+                    client
+                        .get(format!("{base}/v1/players?limit=5"))
+                        .header("x-test-role", "admin")
+                };
+                let out = out.clone();
+                requests.push(tokio::spawn(async move {
+                    let started = Instant::now();
+                    let res = req.timeout(Duration::from_secs(30)).send().await;
+                    let took = started.elapsed();
+                    let (status, code) = match res {
+                        Ok(res) => {
+                            let status = res.status().as_u16();
+                            let body: Value = res.json().await.unwrap_or(Value::Null);
+                            (status, body["code"].as_str().map(str::to_owned))
+                        }
+                        Err(e) => panic!("a request got no answer: {e}"),
+                    };
+                    out.lock().unwrap().push(Outcome {
+                        write,
+                        status,
+                        code,
+                        took,
+                    });
+                    drop(permit);
+                }));
+            }
+            for r in requests {
+                r.await.expect("a load request panicked");
+            }
+        });
+        Load {
+            outcomes,
+            stop,
+            task,
+        }
+    }
+
+    fn answered(&self) -> Vec<Outcome> {
+        self.outcomes.lock().unwrap().clone()
+    }
+
+    /// Waits (polling, with a deadline) until `cond` holds for the outcomes so far.
+    async fn until(&self, what: &str, cond: impl Fn(&[Outcome]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !cond(&self.answered()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stop(self) -> Vec<Outcome> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("the load panicked");
+        self.outcomes.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_under_load_is_fast_503s_and_recovers_with_nothing_half_written() {
+    let db = TestDb::postgres().await;
+    let (store, proxy) = postgres_behind_proxy(&db).await;
+    let app = TestApp::spawn(store.clone()).await;
+    let load = Load::start(&app);
+    let ok = |o: &Outcome| o.status < 300;
+    load.until("traffic before the outage", |o| {
+        o.iter().filter(|o| ok(o)).count() >= 100
+    })
+    .await;
+
+    proxy.disable();
+    let cut = load.answered().len();
+    load.until("answers during the outage", |o| {
+        o[cut..].iter().filter(|o| o.status == 503).count() >= 50
+    })
+    .await;
+    let ready = app.client.get(app.url("/ready")).exchange().await;
+    assert_eq!(ready.status(), 503, "/ready during the outage");
+
+    proxy.enable();
+    let back = load.answered().len();
+    load.until("recovery", |o| {
+        o[back..]
+            .iter()
+            .filter(|o| o.write && o.status == 201)
+            .count()
+            >= 50
+    })
+    .await;
+    let outcomes = load.stop().await;
+    let ready = app.client.get(app.url("/ready")).exchange().await;
+    assert_eq!(ready.status(), 200, "/ready after the outage");
+
+    // Every answer is the normal one or a 503 problem, within the acquire timeout (and a
+    // margin for a loaded machine); none is a 500.
+    let limit = pool_settings().acquire_timeout + Duration::from_secs(5);
+    for o in &outcomes {
+        match o.status {
+            200 | 201 => {}
+            503 => assert_eq!(o.code.as_deref(), Some("not_ready"), "{o:?}"),
+            _ => panic!("unexpected answer under the outage: {o:?}"),
+        }
+        assert!(o.took < limit, "an answer took {:?}: {o:?}", o.took);
+    }
+    let unavailable = outcomes.iter().filter(|o| o.status == 503).count();
+    assert!(unavailable >= 50, "the outage was seen: {unavailable} 503s");
+
+    // Nothing half-applied: each player has its create record and each record its player.
+    // (A create whose answer was lost with the connection may have committed: there can be
+    // more players than 201s, never fewer, and never more than 201s plus failed writes.)
+    let players = store
+        .list(&ListQuery {
+            filters: Filters::default(),
+            sort: Sort::default(),
+            limit: 200,
+            after: None,
+        })
+        .await
+        .unwrap();
+    let mut player_count = players.items.len();
+    let mut next = players.next;
+    while let Some(after) = next {
+        let page = store
+            .list(&ListQuery {
+                filters: Filters::default(),
+                sort: Sort::default(),
+                limit: 200,
+                after: Some(after),
+            })
+            .await
+            .unwrap();
+        player_count += page.items.len();
+        next = page.next;
+    }
+    let mut records = 0;
+    let mut after = None;
+    loop {
+        let page = store
+            .list_audit(&AuditQuery {
+                filters: AuditFilters::default(),
+                limit: 200,
+                after,
+            })
+            .await
+            .unwrap();
+        records += page.items.len();
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(
+        player_count, records,
+        "a player row without its audit record, or the reverse"
+    );
+    let created = outcomes.iter().filter(|o| o.status == 201).count();
+    let failed_writes = outcomes
+        .iter()
+        .filter(|o| o.write && o.status == 503)
+        .count();
+    assert!(
+        (created..=created + failed_writes).contains(&player_count),
+        "{player_count} players for {created} 201s and {failed_writes} failed writes"
+    );
+}
