@@ -220,3 +220,130 @@ async fn a_database_outage_under_load_is_fast_503s_and_recovers_with_nothing_hal
         "{player_count} players for {created} 201s and {failed_writes} failed writes"
     );
 }
+
+/// SIGTERM in the middle of a paced load on the real binary: every request the server took
+/// (it answered) is answered 2xx; after the shutdown delay new connections are refused, which
+/// is the only failure allowed; the process exits 0 within delay + timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_fails_no_accepted_request_and_exits_zero() {
+    use crate::support::process::{Identity, Service, http};
+    const DELAY: Duration = Duration::from_secs(2);
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    let mut identity = Identity::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = identity.base_env();
+    env.insert(
+        "DATABASE_URL".into(),
+        format!("sqlite:{}", dir.path().join("p.db").display()),
+    );
+    env.insert("SHUTDOWN_DELAY_SECS".into(), DELAY.as_secs().to_string());
+    env.insert(
+        "SHUTDOWN_TIMEOUT_SECS".into(),
+        TIMEOUT.as_secs().to_string(),
+    );
+    let mut svc = Service::serve(&env);
+    svc.wait_for("/ready", 200).await;
+    let token = identity.bearer_token("players/read players/write").await;
+
+    // A new connection per request (as the ALB opens them), a request every 4 ms.
+    let client = http();
+    let answered = Arc::new(Mutex::new(Vec::<(u16, Duration)>::new()));
+    let refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signalled_at = Arc::new(Mutex::new(None::<Instant>));
+    let load = {
+        let (answered, refused, stop, signalled_at) = (
+            answered.clone(),
+            refused.clone(),
+            stop.clone(),
+            signalled_at.clone(),
+        );
+        let base = svc.url("");
+        tokio::spawn(async move {
+            let in_flight = Arc::new(Semaphore::new(32));
+            let mut tick = tokio::time::interval(Duration::from_millis(4));
+            let mut tasks = Vec::new();
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                tick.tick().await;
+                let permit = in_flight.clone().acquire_owned().await.unwrap();
+                n += 1;
+                let req = if n.is_multiple_of(3) {
+                    client
+                        .post(format!("{base}/v1/players"))
+                        .json(&player_body(n))
+                } else {
+                    client.get(format!("{base}/v1/players?limit=5"))
+                };
+                let req = req.bearer_auth(&token);
+                let (answered, refused, signalled_at) =
+                    (answered.clone(), refused.clone(), signalled_at.clone());
+                tasks.push(tokio::spawn(async move {
+                    let started = Instant::now();
+                    match req.send().await {
+                        Ok(res) => answered.lock().unwrap().push((res.status().as_u16(), started.elapsed())),
+                        Err(e) => {
+                            // Only once the delay is over and the listener closes: a refused
+                            // connection, or one the kernel had completed in the listener's
+                            // backlog and resets unread when it closes. Neither request was
+                            // ever taken by the service.
+                            let since = signalled_at.lock().unwrap().map(|t| t.elapsed());
+                            assert!(
+                                since.is_some_and(|s| s >= DELAY - Duration::from_millis(200))
+                                    && !e.is_timeout()
+                                    && !e.is_status(),
+                                "a request failed before the listener closed: {e} ({since:?} after SIGTERM)"
+                            );
+                            refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                    drop(permit);
+                }));
+            }
+            for t in tasks {
+                t.await.expect("a load request failed");
+            }
+        })
+    };
+    let enough = |n: usize| {
+        let answered = answered.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while answered.lock().unwrap().len() < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "the load did not get {n} answers"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    enough(200).await;
+    *signalled_at.lock().unwrap() = Some(Instant::now());
+    let signalled = Instant::now();
+    svc.sigterm();
+    // Keep the load on through the delay and until connections are refused.
+    let refused_deadline = Instant::now() + DELAY + Duration::from_secs(20);
+    while refused.load(std::sync::atomic::Ordering::SeqCst) < 20 {
+        assert!(
+            Instant::now() < refused_deadline,
+            "connections were never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    load.await.expect("the load panicked");
+    let exit = svc
+        .wait_exit(DELAY + TIMEOUT + Duration::from_secs(5))
+        .await;
+    assert!(exit.success(), "exit status {exit}");
+    assert!(signalled.elapsed() < DELAY + TIMEOUT + Duration::from_secs(2));
+
+    let answered = answered.lock().unwrap().clone();
+    let bad: Vec<_> = answered
+        .iter()
+        .filter(|(s, _)| !(200..300).contains(s))
+        .collect();
+    assert!(bad.is_empty(), "accepted requests that failed: {bad:?}");
+    assert!(answered.len() >= 200, "{} answered", answered.len());
+}
