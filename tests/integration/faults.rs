@@ -4,6 +4,8 @@
 //!   its normal status or 503; never a 500 and never a hang; `/ready` is 503; once the database
 //!   is back everything recovers without a restart, and no write is half-applied (every player
 //!   row has its audit record and the reverse).
+//! - SIGTERM mid-load on the real binary: no request the service took fails; exit 0 in time.
+//! - The ALB key endpoint and the JWKS down with the keys cached: no effect on traffic.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -346,4 +348,80 @@ async fn sigterm_under_load_fails_no_accepted_request_and_exits_zero() {
         .collect();
     assert!(bad.is_empty(), "accepted requests that failed: {bad:?}");
     assert!(answered.len() >= 200, "{} answered", answered.len());
+}
+
+/// The ALB key endpoint and the IdP's JWKS both failing while their keys are cached: traffic
+/// (every request with a new ALB header or a new bearer token, so each is verified in full)
+/// goes on unaffected, and nothing is fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_endpoints_down_with_keys_cached_change_nothing_for_traffic() {
+    use crate::support::identity::{Identities, Persona, Reply};
+    use players_api::{
+        routes::logout::LogoutConfig,
+        shutdown::ShutdownFlag,
+        startup::{AppState, Application},
+    };
+    let ids = Arc::new(Identities::start().await);
+    let db = TestDb::sqlite();
+    let app = Application::build(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        AppState {
+            store: db.store().await,
+            authenticator: ids.authenticator.clone(),
+            logout: LogoutConfig::default(),
+            ready_timeout: Duration::from_secs(1),
+            shutdown: ShutdownFlag::default(),
+            http: Default::default(),
+        },
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/v1/players?limit=5", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let user = Persona::User("sub-viewer", vec!["players-viewer"]);
+    let service = Persona::Service(vec!["players/read"]);
+    let get = |persona: &Persona| {
+        let mut req = client.get(&url);
+        for (name, value) in ids.headers(persona) {
+            req = req.header(name, value);
+        }
+        req
+    };
+    // Both keys fetched once and cached.
+    for persona in [&user, &service] {
+        assert_eq!(get(persona).exchange().await.status(), 200);
+    }
+    let fetched = ids.server.hits();
+    ids.server
+        .set(&format!("/alb/{}", ids.alb_key.kid), Reply::Status(503));
+    ids.server
+        .set("/idp/.well-known/jwks.json", Reply::Status(503));
+
+    let in_flight = Arc::new(Semaphore::new(32));
+    let mut tick = tokio::time::interval(Duration::from_millis(4));
+    let mut requests = Vec::new();
+    for n in 0..600u32 {
+        tick.tick().await;
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        let req = get(if n.is_multiple_of(2) { &user } else { &service });
+        requests.push(tokio::spawn(async move {
+            let status = req.exchange().await.status().as_u16();
+            drop(permit);
+            status
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for r in requests {
+        *statuses.entry(r.await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        statuses,
+        [(200, 600)].into(),
+        "every request served as before"
+    );
+    assert_eq!(
+        ids.server.hits(),
+        fetched,
+        "nothing was fetched while the keys were cached"
+    );
 }
