@@ -67,10 +67,11 @@ total_errors=0
 for minute in $(seq 1 "$MINUTES"); do
     wrk -t2 -c"$CONNECTIONS" -d60s -s "$ROOT/scripts/soak/mixed.lua" "http://127.0.0.1:$API" \
         >"$WORK/wrk.out" &
+    load=$!
     # Connections are counted mid-minute, while the load runs.
     sleep 30
     read -r clients db < <(conns)
-    wait $!
+    wait "$load"
     read -r _ requests errors p99 < <(grep '^SOAK ' "$WORK/wrk.out")
     total_errors=$((total_errors + errors))
     printf '| %d | %d | %d | %d | %s | %s | %s | %s |\n' "$minute" "$requests" "$((requests / 60))" \
