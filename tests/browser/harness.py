@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -314,8 +315,13 @@ class Browser:
         self.driver.get(url)
 
     def wait(self, cond, timeout: float = DEFAULT_TIMEOUT, what: str = "a condition"):
-        """WebDriverWait on `cond(driver)`; the message names `what`."""
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(cond, message=f"waiting for {what}")
+        """WebDriverWait on `cond(driver)`; the message names `what`. An element the app
+        re-rendered between finding it and reading it (stale) is looked for again at the next
+        poll, not a failure: the app replaces whole sections when data arrives."""
+        return WebDriverWait(
+            self.driver, timeout, poll_frequency=0.05,
+            ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+        ).until(cond, message=f"waiting for {what}")
 
     def find(self, css: str):
         return self.driver.find_element(By.CSS_SELECTOR, css)
