@@ -111,14 +111,21 @@ pub trait Dialect: Database {
     /// first, and, where the database can, skipping rows another task's sweep holds.
     const PICK_EXPIRED: &'static str;
 
+    /// Told of every error that may have broken the connection it happened on.
+    fn connection_failed() {}
+
     /// No connection could be had: whatever the cause (refused, timed out, a handshake cut
     /// short), the database is out of reach for now, never the request's fault.
     fn unavailable(e: sqlx::Error, context: &'static str) -> StoreError {
+        Self::connection_failed();
         StoreError::Unavailable(anyhow::Error::new(e).context(context))
     }
 
     /// Maps the errors storage callers must distinguish; everything else is internal.
     fn classify(e: sqlx::Error, context: &'static str) -> StoreError {
+        if is_unavailable(&e) || matches!(e, sqlx::Error::Protocol(_)) {
+            Self::connection_failed();
+        }
         if let Some(db) = e.as_database_error()
             && db.is_unique_violation()
             && Self::is_club_number_taken(db)

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::{
     Event, Subscriber,
     field::{Field, Visit},
@@ -39,36 +39,77 @@ where
 }
 
 /// The layer writing JSON lines.
+///
+/// A line is written straight into one buffer, field by field, with no intermediate map: the
+/// event's own fields first, then each enclosing span's, innermost first, a name already
+/// written being skipped (so an event field wins over a span field, an inner span over an
+/// outer one). Span fields are JSON-encoded once, when the span records them, and copied
+/// into every line of the span.
 pub struct JsonLines;
 
-/// Span fields, kept in the span's extensions.
-struct SpanFields(Map<String, Value>);
+/// One field: its name and its value, already JSON-encoded.
+type Encoded = (&'static str, String);
 
-struct Collect<'a>(&'a mut Map<String, Value>);
+/// Span fields, kept in the span's extensions.
+struct SpanFields(Vec<Encoded>);
+
+/// Collects fields as JSON; a field recorded again replaces its earlier value.
+struct Collect<'a>(&'a mut Vec<Encoded>);
+
+impl Collect<'_> {
+    fn put(&mut self, field: &Field, json: String) {
+        let name = field.name();
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = json,
+            None => self.0.push((name, json)),
+        }
+    }
+}
+
+fn json_str(s: &str) -> String {
+    // Serialising a str cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
+}
 
 impl Visit for Collect<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, json_str(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, value.to_string());
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, value.to_string());
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        // JSON has no NaN or infinity; serde_json writes them as null.
+        self.put(field, Value::from(value).to_string());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, value.to_string());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        self.put(field, json_str(&format!("{value:?}")));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::from(format!("{value:?}")));
+        self.put(field, json_str(&format!("{value:?}")));
+    }
+}
+
+/// Writes the fields not written yet; `written` holds the names already in the line.
+fn write_fields(line: &mut Vec<u8>, written: &mut Vec<&'static str>, fields: &[Encoded]) {
+    for (name, json) in fields {
+        if written.contains(name) {
+            continue;
+        }
+        written.push(name);
+        if line.len() > 1 {
+            line.push(b',');
+        }
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *line, name);
+        line.push(b':');
+        line.extend_from_slice(json.as_bytes());
     }
 }
 
@@ -78,7 +119,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
-            let mut fields = Map::new();
+            let mut fields = Vec::new();
             attrs.record(&mut Collect(&mut fields));
             span.extensions_mut().insert(SpanFields(fields));
         }
@@ -94,27 +135,27 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            Value::from(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-        );
-        line.insert("level".into(), Value::from(meta.level().as_str()));
-        line.insert("target".into(), Value::from(meta.target()));
-        event.record(&mut Collect(&mut line));
-        // Innermost span first, so its fields win over outer ones; event fields win over all.
+        let mut fields = Vec::with_capacity(8);
+        event.record(&mut Collect(&mut fields));
+        fields.push((
+            "timestamp",
+            json_str(&chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+        ));
+        fields.push(("level", json_str(meta.level().as_str())));
+        fields.push(("target", json_str(meta.target())));
+        let mut line = Vec::with_capacity(512);
+        line.push(b'{');
+        let mut written = Vec::with_capacity(24);
+        write_fields(&mut line, &mut written, &fields);
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope {
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    for (k, v) in &fields.0 {
-                        line.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
+                if let Some(spanned) = span.extensions().get::<SpanFields>() {
+                    write_fields(&mut line, &mut written, &spanned.0);
                 }
             }
         }
-        let mut out = serde_json::to_vec(&line).unwrap_or_default();
-        out.push(b'\n');
+        line.extend_from_slice(b"}\n");
         // A log line that cannot be written has nowhere else to go.
-        let _ = std::io::stdout().lock().write_all(&out);
+        let _ = std::io::stdout().lock().write_all(&line);
     }
 }

@@ -1,0 +1,136 @@
+//! PostgreSQL connections handed from one request to the next without going back through
+//! sqlx's pool.
+//!
+//! Why: sqlx's pool pings every connection returned to it (sqlx 0.9, not configurable), so a
+//! read by id cost the database two round trips, the query and that ping. Measured on the
+//! project's HTTP benchmark, handing connections on directly served about 30 % more reads per
+//! second per CPU (docs/benchmarks.md). Dropping the ping is safe for PostgreSQL: the driver
+//! finishes whatever a cancelled request left on a connection (unread results, a transaction's
+//! rollback) before it runs the next statement.
+//!
+//! What sqlx's pool still does: it opens every connection (with the credentials in force, so
+//! rotation works as before), bounds their number, and ages them out. A connection goes back
+//! to it, and through its checks, when it sat parked longer than [`PARK_AT_MOST`] (it may
+//! have been cut while idle: sqlx pings it on the way out and again before reuse), when it
+//! has been out of the pool for [`RETURN_AFTER`], or when any connection failed while it was
+//! out (a failover usually breaks them all; see [`connection_failed`]).
+
+use std::{
+    ops::{Deref, DerefMut},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use sqlx::{PgConnection, Postgres, pool::PoolConnection};
+
+/// A connection parked longer than this goes back to the pool, which pings it before reuse.
+pub const PARK_AT_MOST: Duration = Duration::from_secs(1);
+/// A connection out of the pool this long goes back to it (lifetime and idle limits apply).
+pub const RETURN_AFTER: Duration = Duration::from_secs(60);
+
+/// Connection failures seen in this process (I/O, protocol, SQLSTATE 08/57). A connection
+/// out of the pool while the count moved may be broken, so it is not handed on. (One count
+/// for every store of the process: a failure in one only sends the others' connections
+/// through the pool's checks once more.)
+static FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// Records that a connection failed (called by the error classification).
+pub fn connection_failed() {
+    FAILURES.fetch_add(1, Ordering::AcqRel);
+}
+
+struct Parked {
+    conn: PoolConnection<Postgres>,
+    taken_at: Instant,
+    parked_at: Instant,
+}
+
+/// The parked connections, most recently parked last.
+#[derive(Clone, Default)]
+pub struct WarmConnections {
+    parked: Arc<Mutex<Vec<Parked>>>,
+}
+
+impl WarmConnections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Parked>> {
+        self.parked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The most recently parked connection, if it is still warm. Parked connections that are
+    /// not (the older ones, when the newest is not) go back to the pool.
+    pub fn take(&self) -> Option<WarmConn> {
+        let mut parked = self.lock();
+        let newest = parked.pop()?;
+        if newest.parked_at.elapsed() > PARK_AT_MOST {
+            parked.clear();
+            return None;
+        }
+        Some(WarmConn {
+            conn: Some(newest.conn),
+            home: self.clone(),
+            taken_at: newest.taken_at,
+            failures: FAILURES.load(Ordering::Acquire),
+        })
+    }
+
+    /// A connection just acquired from the pool, to be parked here when dropped.
+    pub fn adopt(&self, conn: PoolConnection<Postgres>) -> WarmConn {
+        WarmConn {
+            conn: Some(conn),
+            home: self.clone(),
+            taken_at: Instant::now(),
+            failures: FAILURES.load(Ordering::Acquire),
+        }
+    }
+
+    /// How many connections are parked (idle, though the pool counts them in use).
+    pub fn parked(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A connection in use; dropped, it is parked for the next request or returned to the pool.
+pub struct WarmConn {
+    conn: Option<PoolConnection<Postgres>>,
+    home: WarmConnections,
+    taken_at: Instant,
+    /// `FAILURES` when it was handed out.
+    failures: u64,
+}
+
+impl Deref for WarmConn {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_deref().expect("a WarmConn holds its connection until dropped")
+    }
+}
+
+impl DerefMut for WarmConn {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn
+            .as_deref_mut()
+            .expect("a WarmConn holds its connection until dropped")
+    }
+}
+
+impl Drop for WarmConn {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let healthy = FAILURES.load(Ordering::Acquire) == self.failures
+            && self.taken_at.elapsed() < RETURN_AFTER
+            && !std::thread::panicking();
+        if healthy {
+            self.home.lock().push(Parked {
+                conn,
+                taken_at: self.taken_at,
+                parked_at: Instant::now(),
+            });
+        }
+        // Otherwise `conn` drops here: back to the pool, which pings it and applies its limits.
+    }
+}
