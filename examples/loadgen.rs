@@ -1,26 +1,59 @@
 //! A small HTTP load generator for players-api (used by `scripts/bench-http.sh`).
 //!
 //! ```text
-//! cargo run --release --example loadgen -- --base http://127.0.0.1:8080 --token "$T" \
-//!     --seed 3000 --duration 10 --concurrency 32
+//! # bearer token (players-api dev), seeding first
+//! loadgen --base http://127.0.0.1:8080 --token "$T" --seed 3000 --scenarios by-id,list
+//! # ALB headers (players-api serve with ALB_KEY_ENDPOINT=http://127.0.0.1:9000)
+//! loadgen --base http://127.0.0.1:8080 --alb-key-port 9000 --scenarios warm,cold,list,paced
 //! ```
-//! Seeds players (optional), then measures `GET /v1/players/{id}` (random seeded ids) and
-//! `GET /v1/players?limit=50` for `--duration` seconds each with `--concurrency` requests in
-//! flight, and prints requests/s, p50 and p99. Bounded in time and count; loopback only.
+//! Scenarios, each for `--duration` seconds:
+//! - `by-id`, `warm`: `GET /v1/players/{id}` with `--concurrency` requests in flight; `warm`
+//!   cycles through `--alb-users` users' ALB tokens (the service has verified them before);
+//! - `cold`: the same, every request with an ALB token never sent before (each verified from
+//!   scratch: the signature check on every request);
+//! - `list`: `GET /v1/players?limit=50`;
+//! - `paced`: `GET /v1/players/{id}` at a fixed rate (`--rate`, or `--rate-of-peak` times the
+//!   `by-id`/`warm` rate of the same run), open loop: requests go out on schedule whether or
+//!   not earlier ones were answered, so a server falling behind cannot slow the load down.
+//!
+//! With `--alb-key-port` it acts as the ALB: it generates a signing key, serves its public key
+//! as the AWS key endpoint does (`GET /{kid}`, PEM) and mints the tokens. Loopback only.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use clap::Parser;
+use players_api::local_alb::{AlbSigner, UserClaims};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The ALB identity `scripts/bench-http.sh` configures the service with.
+const ALB_ARN: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/players-bench/50dc6c495c0c9188";
+const ALB_ISSUER: &str = "https://idp.bench.example";
+const ALB_CLIENT: &str = "players-bench";
 
 #[derive(Parser)]
 struct Args {
     /// API base URL (must be a loopback address).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     base: String,
-    /// Bearer token (e.g. from `players-api token`).
-    #[arg(long, env = "PLAYERS_TOKEN")]
+    /// Bearer token (e.g. from `players-api token`); not needed with `--alb-key-port`.
+    #[arg(long, env = "PLAYERS_TOKEN", default_value = "")]
     token: String,
+    /// Act as the ALB: serve its key endpoint on this loopback port and send ALB tokens.
+    #[arg(long)]
+    alb_key_port: Option<u16>,
+    /// Distinct users whose tokens the warm scenarios cycle through.
+    #[arg(long, default_value_t = 100)]
+    alb_users: usize,
+    /// Tokens minted for the cold scenario (each is sent once; more than it can send).
+    #[arg(long, default_value_t = 150_000)]
+    alb_cold_tokens: usize,
     /// Players to create before measuring.
     #[arg(long, default_value_t = 0)]
     seed: usize,
@@ -28,9 +61,67 @@ struct Args {
     duration: u64,
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Comma-separated: by-id, warm, cold, list, paced.
+    #[arg(long, default_value = "by-id,list")]
+    scenarios: String,
+    /// Requests per second of `paced`.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// `paced` at this fraction of the run's closed-loop by-id rate (when `--rate` is unset).
+    #[arg(long, default_value_t = 0.5)]
+    rate_of_peak: f64,
     /// Label printed with the results (e.g. the database).
     #[arg(long, default_value = "")]
     label: String,
+}
+
+/// How requests authenticate: one bearer token, or ALB tokens taken in turn.
+#[derive(Clone)]
+enum Credentials {
+    Bearer(Arc<str>),
+    Alb {
+        tokens: Arc<Vec<String>>,
+        next: Arc<AtomicUsize>,
+    },
+}
+
+impl Credentials {
+    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Credentials::Bearer(token) => req.header("authorization", format!("Bearer {token}")),
+            Credentials::Alb { tokens, next } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % tokens.len();
+                req.header("x-amzn-oidc-data", &tokens[i])
+                    .header("sec-fetch-site", "same-origin")
+            }
+        }
+    }
+
+    fn alb(tokens: Vec<String>) -> Self {
+        Credentials::Alb {
+            tokens: Arc::new(tokens),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+/// The outcome of one scenario.
+struct Measured {
+    ok: Vec<Duration>,
+    errors: u64,
+    seconds: f64,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.ok.len() as f64 / self.seconds
+    }
+    fn percentile_ms(&self, p: f64) -> f64 {
+        let i = ((self.ok.len() as f64 * p) as usize).min(self.ok.len().saturating_sub(1));
+        self.ok
+            .get(i)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    }
 }
 
 #[tokio::main]
@@ -40,123 +131,285 @@ async fn main() -> anyhow::Result<()> {
     let loopback = matches!(host.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     anyhow::ensure!(loopback, "loadgen only targets loopback addresses");
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(args.concurrency.max(256))
         .build()?;
-    let auth = format!("Bearer {}", args.token);
+
+    let (writer, warm, cold) = match args.alb_key_port {
+        None => {
+            anyhow::ensure!(!args.token.is_empty(), "give --token or --alb-key-port");
+            let bearer = Credentials::Bearer(args.token.as_str().into());
+            (bearer.clone(), bearer, None)
+        }
+        Some(port) => {
+            let signer = AlbSigner::generate(ALB_ARN, ALB_ISSUER, ALB_CLIENT)?;
+            serve_key_endpoint(port, signer.kid().to_owned(), signer.public_key_pem()?).await?;
+            let started = Instant::now();
+            let mint = |n: usize, offset: usize, group: &str| {
+                (offset..offset + n)
+                    .map(|i| signer.mint(&user(i, group), exp()))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            };
+            let writer = Credentials::alb(mint(1, 0, "players-editor")?);
+            let warm = Credentials::alb(mint(args.alb_users, 1, "players-viewer")?);
+            let wants_cold = args.scenarios.split(',').any(|s| s == "cold");
+            let cold = wants_cold
+                .then(|| mint(args.alb_cold_tokens, 1 + args.alb_users, "players-viewer"))
+                .transpose()?
+                .map(Credentials::alb);
+            println!(
+                "minted {} ALB tokens in {:.1}s",
+                1 + args.alb_users + cold.as_ref().map_or(0, |_| args.alb_cold_tokens),
+                started.elapsed().as_secs_f64()
+            );
+            (writer, warm, cold)
+        }
+    };
 
     if args.seed > 0 {
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for worker in 0..args.concurrency {
-            let (client, auth, base) = (client.clone(), auth.clone(), args.base.clone());
-            let count = args.seed;
-            let workers = args.concurrency;
-            tasks.spawn(async move {
-                for n in (worker..count).step_by(workers) {
-                    let country = ["ENG", "BRA", "FRA", "ESP", "GER"][n % 5];
-                    let position = ["goalkeeper", "defender", "midfielder", "forward"][n % 4];
-                    let body = json!({
-                        "name": format!("Bench Player {n}"),
-                        "date_of_birth": "1996-03-04",
-                        "country": country,
-                        "team": format!("Bench Club {}", n / 90),
-                        "position": position,
-                        "club_number": n % 90 + 1,
-                    });
-                    let res = client
-                        .post(format!("{base}/v1/players"))
-                        .header("authorization", &auth)
-                        .json(&body)
-                        .send()
-                        .await?;
-                    anyhow::ensure!(
-                        res.status().is_success() || res.status() == 409,
-                        "seed: {}",
-                        res.status()
-                    );
-                }
-                Ok(())
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            r??;
-        }
+        seed(&client, &args, &writer).await?;
+    }
+    let ids = Arc::new(player_ids(&client, &args.base, &warm).await?);
+    anyhow::ensure!(!ids.is_empty(), "no players to read: seed some with --seed");
+
+    let mut peak = None;
+    for scenario in args.scenarios.split(',') {
+        let base = args.base.clone();
+        let by_id = {
+            let ids = ids.clone();
+            move |i: usize| format!("{base}/v1/players/{}", ids[i % ids.len()])
+        };
+        let list_url = format!("{}/v1/players?limit=50", args.base);
+        let list = move |_: usize| list_url.clone();
+        let (name, measured) = match scenario {
+            "by-id" | "warm" => {
+                let m = closed_loop(&client, &args, &warm, by_id).await;
+                peak = Some(m.rate());
+                ("GET /v1/players/{id}", m)
+            }
+            "cold" => {
+                let cold = cold
+                    .as_ref()
+                    .expect("cold tokens are minted when asked for");
+                (
+                    "GET /v1/players/{id} cold",
+                    closed_loop(&client, &args, cold, by_id).await,
+                )
+            }
+            "list" => (
+                "GET /v1/players?limit=50",
+                closed_loop(&client, &args, &warm, list).await,
+            ),
+            "paced" => {
+                let rate = args
+                    .rate
+                    .or(peak.map(|p| p * args.rate_of_peak))
+                    .ok_or_else(|| anyhow::anyhow!("paced needs --rate or an earlier by-id"))?;
+                (
+                    "GET /v1/players/{id} paced",
+                    paced(&client, &args, &warm, rate, by_id).await,
+                )
+            }
+            other => anyhow::bail!("unknown scenario {other:?}"),
+        };
         println!(
-            "seeded {} players in {:.1}s",
-            args.seed,
-            started.elapsed().as_secs_f64()
+            "{:<10} {:<30} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} ok, {} errors)",
+            args.label,
+            name,
+            measured.rate(),
+            measured.percentile_ms(0.50),
+            measured.percentile_ms(0.99),
+            measured.ok.len(),
+            measured.errors,
         );
     }
+    Ok(())
+}
 
-    let page: Value = client
-        .get(format!("{}/v1/players?limit=200", args.base))
-        .header("authorization", &auth)
+fn user(i: usize, group: &str) -> UserClaims {
+    UserClaims {
+        sub: uuid::Uuid::from_u128(i as u128 + 1).to_string(),
+        email: format!("user{i}@bench.example"),
+        username: format!("user{i}"),
+        name: format!("User {i}"),
+        groups: Some(vec![group.to_owned()]),
+    }
+}
+
+fn exp() -> i64 {
+    chrono::Utc::now().timestamp() + 3600
+}
+
+/// The AWS ALB key endpoint's shape: `GET /{kid}` answers the PEM public key, 404 otherwise.
+async fn serve_key_endpoint(port: u16, kid: String, pem: String) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (kid, pem) = (kid.clone(), pem.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or("");
+                let (status, body) = if path.trim_start_matches('/') == kid {
+                    ("200 OK", pem.as_str())
+                } else {
+                    ("404 Not Found", "")
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+async fn seed(client: &reqwest::Client, args: &Args, writer: &Credentials) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..args.concurrency {
+        let (client, writer, base) = (client.clone(), writer.clone(), args.base.clone());
+        let (count, workers) = (args.seed, args.concurrency);
+        tasks.spawn(async move {
+            for n in (worker..count).step_by(workers) {
+                let country = ["ENG", "BRA", "FRA", "ESP", "GER"][n % 5];
+                let position = ["goalkeeper", "defender", "midfielder", "forward"][n % 4];
+                let body = json!({
+                    "name": format!("Bench Player {n}"),
+                    "date_of_birth": "1996-03-04",
+                    "country": country,
+                    "team": format!("Bench Club {}", n / 90),
+                    "position": position,
+                    "club_number": n % 90 + 1,
+                });
+                let req = client.post(format!("{base}/v1/players")).json(&body);
+                let res = writer.apply(req).send().await?;
+                anyhow::ensure!(
+                    res.status().is_success() || res.status() == 409,
+                    "seed: {}",
+                    res.status()
+                );
+            }
+            Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("seeded {} players in {secs:.1}s", args.seed);
+    Ok(())
+}
+
+async fn player_ids(
+    client: &reqwest::Client,
+    base: &str,
+    reader: &Credentials,
+) -> anyhow::Result<Vec<String>> {
+    let req = client.get(format!("{base}/v1/players?limit=200"));
+    let page: Value = reader
+        .apply(req)
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    let ids: Vec<String> = page["items"]
+    Ok(page["items"]
         .as_array()
         .map(|a| {
             a.iter()
                 .filter_map(|p| p["id"].as_str().map(str::to_owned))
                 .collect()
         })
-        .unwrap_or_default();
-    anyhow::ensure!(!ids.is_empty(), "no players to read: seed some with --seed");
+        .unwrap_or_default())
+}
 
-    for scenario in ["GET /v1/players/{id}", "GET /v1/players?limit=50"] {
-        let deadline = Instant::now() + Duration::from_secs(args.duration);
-        let mut tasks = tokio::task::JoinSet::new();
-        for worker in 0..args.concurrency {
-            let (client, auth, base, ids) =
-                (client.clone(), auth.clone(), args.base.clone(), ids.clone());
-            tasks.spawn(async move {
-                let mut latencies = Vec::new();
-                let mut errors = 0u64;
-                let mut i = worker;
-                while Instant::now() < deadline {
-                    let url = if scenario.contains("{id}") {
-                        format!("{base}/v1/players/{}", ids[i % ids.len()])
-                    } else {
-                        format!("{base}/v1/players?limit=50")
-                    };
-                    i += 7;
-                    let t = Instant::now();
-                    match client.get(&url).header("authorization", &auth).send().await {
-                        Ok(res) if res.status().is_success() => {
-                            let _ = res.bytes().await;
-                            latencies.push(t.elapsed());
-                        }
-                        _ => errors += 1,
-                    }
+/// `--concurrency` workers, each sending its next request when the last one is answered.
+async fn closed_loop(
+    client: &reqwest::Client,
+    args: &Args,
+    credentials: &Credentials,
+    url: impl Fn(usize) -> String + Clone + Send + 'static,
+) -> Measured {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration);
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..args.concurrency {
+        let (client, credentials, url) = (client.clone(), credentials.clone(), url.clone());
+        tasks.spawn(async move {
+            let (mut ok, mut errors, mut i) = (Vec::new(), 0u64, worker);
+            while Instant::now() < deadline {
+                i += 7;
+                let t = Instant::now();
+                match send(&client, &credentials, &url(i)).await {
+                    true => ok.push(t.elapsed()),
+                    false => errors += 1,
                 }
-                (latencies, errors)
-            });
-        }
-        let mut all = Vec::new();
-        let mut errors = 0;
-        while let Some(r) = tasks.join_next().await {
-            let (l, e) = r?;
-            all.extend(l);
-            errors += e;
-        }
-        all.sort();
-        let pct = |p: f64| {
-            all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1000.0
-        };
-        println!(
-            "{:<10} {:<26} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} ok, {} errors, concurrency {})",
-            args.label,
-            scenario,
-            all.len() as f64 / args.duration as f64,
-            pct(0.50),
-            pct(0.99),
-            all.len(),
-            errors,
-            args.concurrency
-        );
+            }
+            (ok, errors)
+        });
     }
-    Ok(())
+    collect(tasks, started).await
+}
+
+/// Requests sent at a fixed rate whatever the answers' pace (open loop).
+async fn paced(
+    client: &reqwest::Client,
+    args: &Args,
+    credentials: &Credentials,
+    rate: f64,
+    url: impl Fn(usize) -> String + Clone + Send + 'static,
+) -> Measured {
+    let started = Instant::now();
+    let total = (rate * args.duration as f64) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let due = started + interval.mul_f64(i as f64);
+        tokio::time::sleep_until(due.into()).await;
+        // Timed from when this generator got to send it (the timer fires up to a millisecond
+        // late, a delay that is the generator's, not the server's); a server falling behind
+        // still shows, since requests are sent whether or not earlier ones were answered.
+        let sent = Instant::now();
+        let (client, credentials, url) = (client.clone(), credentials.clone(), url.clone());
+        tasks.spawn(async move {
+            let ok = send(&client, &credentials, &url(i * 7)).await;
+            (
+                if ok { vec![sent.elapsed()] } else { vec![] },
+                u64::from(!ok),
+            )
+        });
+    }
+    collect(tasks, started).await
+}
+
+async fn send(client: &reqwest::Client, credentials: &Credentials, url: &str) -> bool {
+    match credentials.apply(client.get(url)).send().await {
+        Ok(res) if res.status().is_success() => res.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+async fn collect(
+    mut tasks: tokio::task::JoinSet<(Vec<Duration>, u64)>,
+    started: Instant,
+) -> Measured {
+    let (mut ok, mut errors) = (Vec::new(), 0);
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok((latencies, failed)) => {
+                ok.extend(latencies);
+                errors += failed;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    ok.sort();
+    Measured {
+        ok,
+        errors,
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the release build, rerunnable:
-#   ./scripts/bench-http.sh                  # SQLite and PostgreSQL
+#   ./scripts/bench-http.sh                  # SQLite and PostgreSQL, bearer and ALB
 #   SEED=3000 DURATION=10 CONCURRENCY=32 ./scripts/bench-http.sh
-# For each database it starts `players-api dev` (the same application as `serve`, with the
-# local ALB's issuer as the bearer-token issuer, so every request is really authenticated),
-# seeds SEED players, then measures GET /v1/players/{id} and GET /v1/players?limit=50 for
-# DURATION seconds each with CONCURRENCY requests in flight (examples/loadgen.rs), printing
-# req/s, p50 and p99. Load generator and server share this machine's cores; loopback only.
-# PostgreSQL: a fresh database on 127.0.0.1:5432 (BENCH_PG_ADMIN_URL), dropped afterwards.
+# 1. For each database it starts `players-api dev` (the same application as `serve`, with the
+#    local ALB's issuer as the bearer-token issuer, so every request is really authenticated),
+#    seeds SEED players, then measures GET /v1/players/{id} and GET /v1/players?limit=50.
+# 2. On PostgreSQL it then starts `players-api serve` as production runs it behind the ALB
+#    (ALB_* settings, groups from the user claims) with the load generator acting as the ALB
+#    (its key endpoint, its signed x-amzn-oidc-data tokens), and measures: warm (100 users'
+#    tokens, verified before), cold (a token never seen before on every request), the list,
+#    and paced: GET by id at a fixed rate of PACED_FRACTION (0.5) of the warm rate, for p99.
+# Every scenario runs DURATION seconds with CONCURRENCY requests in flight (examples/loadgen.rs)
+# and prints req/s, p50 and p99. Load generator, server and PostgreSQL share this machine's
+# cores; loopback only. PostgreSQL: a fresh database on 127.0.0.1:5432 (BENCH_PG_ADMIN_URL),
+# dropped afterwards.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,6 +34,15 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Waits for the server on port $1 (pid $2, log $WORK/$3.log) to answer /health.
+wait_healthy() {
+    for _ in $(seq 1 100); do
+        curl -fs "http://127.0.0.1:$1/health" >/dev/null 2>&1 && return 0
+        kill -0 "$2" 2>/dev/null || { cat "$WORK/$3.log" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
 bench() {
     local label="$1" db_url="$2"
     local api_port alb_port
@@ -36,11 +51,7 @@ bench() {
         "$BIN" dev --alb-port "$alb_port" 2>"$WORK/$label.log" &
     local pid=$!
     PIDS+=("$pid")
-    for _ in $(seq 1 100); do
-        curl -fs "http://127.0.0.1:$api_port/health" >/dev/null 2>&1 && break
-        kill -0 "$pid" 2>/dev/null || { cat "$WORK/$label.log" >&2; exit 1; }
-        sleep 0.1
-    done
+    wait_healthy "$api_port" "$pid" "$label"
     local token
     token="$("$BIN" token --issuer "http://127.0.0.1:$alb_port/issuer" --scope "players/read players/write")"
     PLAYERS_TOKEN="$token" "$LOADGEN" --base "http://127.0.0.1:$api_port" --seed "$SEED" \
@@ -49,10 +60,33 @@ bench() {
     wait "$pid" 2>/dev/null || true
 }
 
-echo "players-api HTTP benchmark: $SEED players, ${DURATION}s per scenario, concurrency $CONCURRENCY, $(nproc) cores"
+# `serve` behind the ALB, the load generator being the ALB (see examples/loadgen.rs for the
+# identity it signs with), on the database `bench` seeded.
+bench_alb() {
+    local label="$1" db_url="$2"
+    local api_port key_port
+    api_port="$(free_port)" key_port="$(free_port)"
+    LISTEN_ADDR="127.0.0.1:$api_port" DATABASE_URL="$db_url" DB_SSLMODE=disable LOG_LEVEL=info \
+        ALB_SIGNER_ARNS="arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/players-bench/50dc6c495c0c9188" \
+        ALB_ISSUER="https://idp.bench.example" ALB_CLIENT_ID="players-bench" ALB_GROUPS_SOURCE=userinfo \
+        ALB_KEY_ENDPOINT="http://127.0.0.1:$key_port" AWS_REGION=eu-west-1 \
+        "$BIN" serve >"$WORK/$label.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_healthy "$api_port" "$pid" "$label"
+    "$LOADGEN" --base "http://127.0.0.1:$api_port" --alb-key-port "$key_port" \
+        --duration "$DURATION" --concurrency "$CONCURRENCY" --label "$label" \
+        --scenarios warm,cold,list,paced --rate-of-peak "${PACED_FRACTION:-0.5}"
+    echo "$label: server RSS after the run $(($(ps -o rss= -p "$pid") / 1024)) MB"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+
+echo "players-api HTTP benchmark: $SEED players, ${DURATION}s per scenario, concurrency $CONCURRENCY, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 bench sqlite "sqlite:$WORK/bench.db"
 if psql "$PG_ADMIN" -qc "drop database if exists players_bench with (force)" -c "create database players_bench" >/dev/null 2>&1; then
     bench postgres "${PG_ADMIN%/*}/players_bench"
+    bench_alb postgres-alb "${PG_ADMIN%/*}/players_bench"
 else
     echo "PostgreSQL not reachable at $PG_ADMIN: skipped" >&2
 fi

@@ -18,7 +18,7 @@ use crate::{
     routes::{self, extract::MAX_BODY_BYTES, health::ReadyTimeout},
     shutdown::ShutdownFlag,
     store::PlayerStore,
-    telemetry::request::request_context,
+    telemetry::request::{RouteNames, request_context},
 };
 
 /// Everything the handlers depend on, built once.
@@ -61,6 +61,7 @@ impl Application {
             let authenticator: Arc<dyn Authenticator> = state.authenticator.clone();
             App::new()
                 .wrap(from_fn(request_context))
+                .app_data(RouteNames(routes::pattern_of))
                 .app_data(web::Data::from(state.store.clone()))
                 .app_data(web::Data::from(authenticator))
                 .app_data(web::Data::new(state.logout.clone()))

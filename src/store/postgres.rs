@@ -17,9 +17,6 @@ use super::{
 };
 use crate::{secrets::CredentialRefresher, telemetry::metrics};
 
-/// A pooled connection idle for longer than this is pinged before it is used.
-const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
-
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
@@ -42,10 +39,9 @@ impl PostgresStore {
     ///
     /// sqlx pings every connection it hands out by default: one more round trip to the
     /// database per request, a third of the database's work on a read by id. Here only a
-    /// connection that sat idle longer than [`PING_IF_IDLE_FOR`] is pinged, which is when the
-    /// other end may have gone (a failover, a proxy's idle cut); one that was in use a moment
-    /// ago is known to work, and if it broke since, the query fails as `Unavailable` (503)
-    /// and sqlx drops the connection.
+    /// connection that may have broken while idle is pinged (`warm::needs_ping`: idle for a
+    /// while, or since a connection failure); one that was in use a moment ago, with nothing
+    /// failing since, is known to work.
     pub fn with_options(options: PgConnectOptions, settings: &PoolSettings) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -54,7 +50,7 @@ impl PostgresStore {
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if meta.idle_for > PING_IF_IDLE_FOR {
+                    if warm::needs_ping(meta.idle_for) {
                         conn.ping().await?;
                     }
                     Ok(true)

@@ -11,9 +11,10 @@
 //! What sqlx's pool still does: it opens every connection (with the credentials in force, so
 //! rotation works as before), bounds their number, and ages them out. A connection goes back
 //! to it, and through its checks, when it sat parked longer than [`PARK_AT_MOST`] (it may
-//! have been cut while idle: sqlx pings it on the way out and again before reuse), when it
-//! has been out of the pool for [`RETURN_AFTER`], or when any connection failed while it was
-//! out (a failover usually breaks them all; see [`connection_failed`]).
+//! have been cut while idle: sqlx pings it on the way out), when it has been out of the pool
+//! for [`RETURN_AFTER`], or when any connection failed while it was out or parked (a
+//! failover usually breaks them all; see [`connection_failed`]). Connections idle in the pool
+//! itself are pinged before use when [`needs_ping`] says so.
 
 use std::{
     ops::{Deref, DerefMut},
@@ -32,23 +33,36 @@ pub const PARK_AT_MOST: Duration = Duration::from_secs(1);
 pub const RETURN_AFTER: Duration = Duration::from_secs(60);
 
 /// Connection failures seen in this process (I/O, protocol, SQLSTATE 08/57). A connection
-/// out of the pool while the count moved may be broken, so it is not handed on. (One count
-/// for every store of the process: a failure in one only sends the others' connections
-/// through the pool's checks once more.)
+/// out of the pool or parked while the count moved may be broken too (a failover breaks them
+/// all), so it is not handed on. (One count for every store of the process: a failure in one
+/// only sends the others' connections through the pool's checks once more.)
 static FAILURES: AtomicU64 = AtomicU64::new(0);
+/// When the last failure happened.
+static LAST_FAILURE: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Records that a connection failed (called by the error classification).
 pub fn connection_failed() {
     FAILURES.fetch_add(1, Ordering::AcqRel);
+    *LAST_FAILURE.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+}
+
+/// Whether a connection idle in the pool for `idle_for` must be pinged before use: it sat
+/// there longer than [`PARK_AT_MOST`], or since before a connection failed.
+pub fn needs_ping(idle_for: Duration) -> bool {
+    let last = *LAST_FAILURE.lock().unwrap_or_else(|p| p.into_inner());
+    idle_for > PARK_AT_MOST || last.is_some_and(|at| at.elapsed() <= idle_for)
 }
 
 struct Parked {
     conn: PoolConnection<Postgres>,
     taken_at: Instant,
     parked_at: Instant,
+    /// `FAILURES` when it was handed out (and so when it was parked).
+    failures: u64,
 }
 
-/// The parked connections, most recently parked last.
+/// The parked connections, most recently parked last (so the older ones are at least as
+/// stale as the newest, and all go when it does).
 #[derive(Clone, Default)]
 pub struct WarmConnections {
     parked: Arc<Mutex<Vec<Parked>>>,
@@ -66,7 +80,8 @@ impl WarmConnections {
     pub fn take(&self) -> Option<WarmConn> {
         let mut parked = self.lock();
         let newest = parked.pop()?;
-        if newest.parked_at.elapsed() > PARK_AT_MOST {
+        let failures = FAILURES.load(Ordering::Acquire);
+        if newest.parked_at.elapsed() > PARK_AT_MOST || newest.failures != failures {
             parked.clear();
             return None;
         }
@@ -74,7 +89,7 @@ impl WarmConnections {
             conn: Some(newest.conn),
             home: self.clone(),
             taken_at: newest.taken_at,
-            failures: FAILURES.load(Ordering::Acquire),
+            failures,
         })
     }
 
@@ -106,7 +121,9 @@ pub struct WarmConn {
 impl Deref for WarmConn {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        self.conn.as_deref().expect("a WarmConn holds its connection until dropped")
+        self.conn
+            .as_deref()
+            .expect("a WarmConn holds its connection until dropped")
     }
 }
 
@@ -129,6 +146,7 @@ impl Drop for WarmConn {
                 conn,
                 taken_at: self.taken_at,
                 parked_at: Instant::now(),
+                failures: self.failures,
             });
         }
         // Otherwise `conn` drops here: back to the pool, which pings it and applies its limits.

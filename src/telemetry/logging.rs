@@ -11,7 +11,7 @@ use tracing::{
     span::{Attributes, Id, Record},
 };
 use tracing_subscriber::{
-    EnvFilter, Layer, layer::Context, layer::SubscriberExt, registry::LookupSpan,
+    EnvFilter, Layer, fmt::MakeWriter, layer::Context, layer::SubscriberExt, registry::LookupSpan,
     util::SubscriberInitExt,
 };
 
@@ -26,7 +26,9 @@ where
         .map_err(|e| anyhow::anyhow!("LOG_LEVEL is not a valid filter: {e}"))?;
     let registry = tracing_subscriber::registry().with(extra);
     match settings.log_format {
-        LogFormat::Json => registry.with(JsonLines.with_filter(filter)).try_init()?,
+        LogFormat::Json => registry
+            .with(JsonLines::new(std::io::stdout).with_filter(filter))
+            .try_init()?,
         LogFormat::Pretty => registry
             .with(
                 tracing_subscriber::fmt::layer()
@@ -44,8 +46,16 @@ where
 /// event's own fields first, then each enclosing span's, innermost first, a name already
 /// written being skipped (so an event field wins over a span field, an inner span over an
 /// outer one). Span fields are JSON-encoded once, when the span records them, and copied
-/// into every line of the span.
-pub struct JsonLines;
+/// into every line of the span. Each line reaches the writer in one `write_all`.
+pub struct JsonLines<W> {
+    make_writer: W,
+}
+
+impl<W: for<'w> MakeWriter<'w> + 'static> JsonLines<W> {
+    pub fn new(make_writer: W) -> Self {
+        JsonLines { make_writer }
+    }
+}
 
 /// One field: its name and its value, already JSON-encoded.
 type Encoded = (&'static str, String);
@@ -113,9 +123,10 @@ fn write_fields(line: &mut Vec<u8>, written: &mut Vec<&'static str>, fields: &[E
     }
 }
 
-impl<S> Layer<S> for JsonLines
+impl<S, W> Layer<S> for JsonLines<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
@@ -156,6 +167,112 @@ where
         }
         line.extend_from_slice(b"}\n");
         // A log line that cannot be written has nowhere else to go.
-        let _ = std::io::stdout().lock().write_all(&line);
+        let _ = self.make_writer.make_writer().write_all(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> MakeWriter<'w> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'w self) -> Captured {
+            self.clone()
+        }
+    }
+
+    fn raw_lines_of(f: impl FnOnce()) -> Vec<String> {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(JsonLines::new(out.clone()));
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn lines_of(f: impl FnOnce()) -> Vec<Value> {
+        raw_lines_of(f)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    #[test]
+    fn event_fields_win_over_inner_spans_which_win_over_outer_ones() {
+        let lines = lines_of(|| {
+            let outer = tracing::info_span!("request", request_id = "r-1", route = "outer");
+            let _o = outer.enter();
+            let inner =
+                tracing::info_span!("db", route = "inner", principal_id = tracing::field::Empty);
+            inner.record("principal_id", "p-2");
+            let _i = inner.enter();
+            tracing::info!(
+                event = "access",
+                status = 200_u64,
+                latency_ms = 1.5,
+                "request completed"
+            );
+            tracing::warn!(route = "event", "overridden");
+        });
+        assert_eq!(lines.len(), 2);
+        let first = &lines[0];
+        assert_eq!(first["request_id"], "r-1");
+        assert_eq!(first["route"], "inner");
+        assert_eq!(first["principal_id"], "p-2");
+        assert_eq!(first["status"], 200);
+        assert_eq!(first["latency_ms"], 1.5);
+        assert_eq!(first["message"], "request completed");
+        assert_eq!(first["level"], "INFO");
+        assert_eq!(first["target"], module_path!());
+        assert!(first["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(lines[1]["route"], "event");
+        assert_eq!(lines[1]["level"], "WARN");
+    }
+
+    #[test]
+    fn every_value_is_valid_json_and_every_name_appears_once() {
+        let raw = raw_lines_of(|| {
+            let span = tracing::info_span!("request", quote = "span's", escaped = "a\"b\\c\n\u{1}");
+            let _s = span.enter();
+            tracing::info!(
+                not_a_number = f64::NAN,
+                negative = -3_i64,
+                flag = true,
+                debugged = ?vec!["x\"y"],
+                quote = "event's",
+                "done"
+            );
+        });
+        assert_eq!(raw.len(), 1);
+        assert_eq!(raw[0].matches("\"quote\":").count(), 1, "{}", raw[0]);
+        let line: Value = serde_json::from_str(&raw[0]).unwrap();
+        assert_eq!(line["not_a_number"], Value::Null);
+        assert_eq!(line["negative"], -3);
+        assert_eq!(line["flag"], true);
+        assert_eq!(line["debugged"], json!("[\"x\\\"y\"]"));
+        assert_eq!(line["quote"], "event's");
+        assert_eq!(line["escaped"], "a\"b\\c\n\u{1}");
     }
 }

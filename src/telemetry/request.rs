@@ -11,7 +11,7 @@
 //! OpenTelemetry support also ends a version short of ours. So all of that would stay here and
 //! only the `info_span!` below would move, into a root-span builder no shorter than it.
 
-use std::time::Instant;
+use std::{borrow::Cow, time::Instant};
 
 use actix_web::{
     Error,
@@ -25,6 +25,21 @@ use tracing::{Instrument, field::Empty};
 use super::xray::{self, TraceHeader};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// App data naming a request's route from its path without the router (the route table's
+/// own matcher, `routes::pattern_of`). Paths it does not know are named by the router's
+/// `match_pattern`, which runs the registered patterns' regexes again, so this keeps that
+/// cost off the API's routes.
+#[derive(Clone, Copy)]
+pub struct RouteNames(pub fn(&str) -> Option<&'static str>);
+
+fn route_name(req: &ServiceRequest) -> Cow<'static, str> {
+    req.app_data::<RouteNames>()
+        .and_then(|names| (names.0)(req.path()))
+        .map(Cow::Borrowed)
+        .or_else(|| req.match_pattern().map(Cow::Owned))
+        .unwrap_or(Cow::Borrowed(super::metrics::UNMATCHED_ROUTE))
+}
 const TRACE_HEADER: &str = "x-amzn-trace-id";
 
 pub async fn request_context(
@@ -44,9 +59,7 @@ pub async fn request_context(
         .get(TRACE_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceHeader::parse);
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = route_name(&req);
     let span = tracing::info_span!(
         "request",
         request_id = %request_id,

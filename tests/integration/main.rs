@@ -24,3 +24,4 @@ mod schema_drift;
 mod secrets;
 mod store_contract;
 mod verify_alb_cli;
+mod warm_connections;

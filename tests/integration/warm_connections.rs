@@ -1,0 +1,119 @@
+//! PostgreSQL connections handed from one operation to the next (`store::warm`): a connection
+//! that broke is not handed on again, and one whose operation was cancelled mid-statement
+//! serves the next operation correctly.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use players_api::{
+    domain::{NewPlayer, PlayerInput, Position},
+    store::{
+        Created, Filters, ListQuery, PlayerStore, PoolSettings, PostgresStore, Sort, StoreError,
+    },
+};
+
+use crate::support::db::{TestDb, ctx, postgres_behind_proxy};
+
+fn player(name: &str, number: i64) -> NewPlayer {
+    let input = PlayerInput {
+        name: name.into(),
+        date_of_birth: "1995-06-01".into(),
+        country: "eng".into(),
+        team: "Warm FC".into(),
+        position: Position::Midfielder,
+        club_number: Some(number),
+        national_team_number: None,
+    };
+    NewPlayer::parse(&input, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap()
+}
+
+async fn create(store: &dyn PlayerStore, name: &str, number: i64) -> players_api::domain::Player {
+    match store
+        .create(&player(name, number), &ctx("user:w"), None)
+        .await
+    {
+        Ok(Created::New(p)) => p,
+        other => panic!("create {name}: {other:?}"),
+    }
+}
+
+/// The connection the last read used is cut (as a failover or a proxy would) right after it
+/// was handed back. The next read may fail on it, as 503 `Unavailable`; every read after
+/// that must succeed, because a connection that failed is never handed on again.
+#[tokio::test]
+async fn a_connection_cut_after_use_is_not_handed_on_again() {
+    let db = TestDb::postgres().await;
+    let (store, proxy) = postgres_behind_proxy(&db).await;
+    let p = create(&*store, "Cut Once", 1).await;
+    store.get(p.id).await.expect("read before the cut");
+
+    proxy.disable();
+    proxy.enable();
+    match store.get(p.id).await {
+        Ok(read) => assert_eq!(read.id, p.id),
+        Err(StoreError::Unavailable(_)) => {}
+        Err(other) => panic!("a cut connection should be Unavailable, got {other:?}"),
+    }
+    for attempt in 0..20 {
+        let read = store.get(p.id).await;
+        assert!(
+            matches!(&read, Ok(r) if r.id == p.id),
+            "read {attempt} after the cut: {read:?}"
+        );
+    }
+}
+
+/// An update blocked on a row lock is cancelled (its future dropped, as when a client goes
+/// away). With one connection in the pool, the next operations run on that same connection:
+/// they must see their own answers, not the cancelled statement's, and the cancelled update
+/// must have changed nothing.
+#[tokio::test]
+async fn an_operation_cancelled_mid_statement_leaves_its_connection_correct() {
+    let db = TestDb::postgres().await;
+    let options: sqlx::postgres::PgConnectOptions = db.url().parse().unwrap();
+    let one = PoolSettings {
+        max_connections: 1,
+        min_connections: 0,
+        acquire_timeout: Duration::from_secs(30),
+    };
+    let store = PostgresStore::with_options(options.clone(), &one);
+    store.migrate().await.unwrap();
+    let locked = create(&store, "Locked Row", 2).await;
+    let other = create(&store, "Other Row", 3).await;
+
+    let mut holder = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    use sqlx::{Connection, Executor};
+    holder.execute("begin").await.unwrap();
+    sqlx::query("select id from players where id = $1 for update")
+        .bind(locked.id)
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+
+    let (renamed, who) = (player("Renamed", 2), ctx("user:w"));
+    let blocked = store.update(locked.id, &renamed, None, &who);
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), blocked).await;
+    assert!(
+        cancelled.is_err(),
+        "the update should wait on the lock: {cancelled:?}"
+    );
+    holder.execute("rollback").await.unwrap();
+
+    let read = store.get(other.id).await.expect("read after the cancel");
+    assert_eq!((read.id, read.name.as_str()), (other.id, "Other Row"));
+    let read = store.get(locked.id).await.expect("read of the locked row");
+    assert_eq!(
+        (read.name.as_str(), read.version),
+        ("Locked Row", locked.version)
+    );
+    let page = store
+        .list(&ListQuery {
+            filters: Filters::default(),
+            sort: Sort::default(),
+            limit: 10,
+            after: None,
+        })
+        .await
+        .expect("a list after the cancel");
+    assert_eq!(page.items.len(), 2);
+}
