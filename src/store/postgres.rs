@@ -149,16 +149,32 @@ impl Backend for PostgresStore {
     /// `async_trait` method: the refresher's future nests the AWS SDK's deep types.)
     type Conn = WarmConn;
 
+    /// A warm connection if one is parked. Otherwise one from the pool while it has an idle
+    /// one or room for a new one (waiting for a connection handed back instead would keep
+    /// the pool from ever growing); with every connection out, the first of a connection
+    /// handed back and one returned to the pool, within the pool's acquire timeout.
     async fn conn(&self) -> Result<WarmConn, StoreError> {
-        if let Some(conn) = self.warm.take() {
-            return Ok(conn);
-        }
-        let conn = match &self.refresher {
-            Some(refresher) => refresher.acquire().await,
-            None => self.pool.acquire().await,
+        let handed_back = match self.warm.take_or_wait() {
+            Ok(conn) => return Ok(conn),
+            Err(waiting) => waiting,
         };
-        conn.map(|c| self.warm.adopt(c))
-            .map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
+        let from_pool = async {
+            let conn = match &self.refresher {
+                Some(refresher) => refresher.acquire().await,
+                None => self.pool.acquire().await,
+            };
+            conn.map(|c| self.warm.adopt(c))
+                .map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
+        };
+        let all_out = self.pool.num_idle() == 0
+            && self.pool.size() >= self.pool.options().get_max_connections();
+        if !all_out {
+            return from_pool.await;
+        }
+        tokio::select! {
+            Ok(parked) = handed_back => Ok(self.warm.resume(parked)),
+            conn = from_pool => conn,
+        }
     }
 
     async fn run_migrations(&self) -> anyhow::Result<()> {

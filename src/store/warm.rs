@@ -17,6 +17,7 @@
 //! itself are pinged before use when [`needs_ping`] says so.
 
 use std::{
+    collections::VecDeque,
     ops::{Deref, DerefMut},
     sync::{
         Arc, Mutex,
@@ -26,6 +27,7 @@ use std::{
 };
 
 use sqlx::{PgConnection, Postgres, pool::PoolConnection};
+use tokio::sync::oneshot;
 
 /// A connection parked longer than this goes back to the pool, which pings it before reuse.
 pub const PARK_AT_MOST: Duration = Duration::from_secs(1);
@@ -53,7 +55,7 @@ pub fn needs_ping(idle_for: Duration) -> bool {
     idle_for > PARK_AT_MOST || last.is_some_and(|at| at.elapsed() <= idle_for)
 }
 
-struct Parked {
+pub struct Parked {
     conn: PoolConnection<Postgres>,
     taken_at: Instant,
     parked_at: Instant,
@@ -61,36 +63,56 @@ struct Parked {
     failures: u64,
 }
 
-/// The parked connections, most recently parked last (so the older ones are at least as
-/// stale as the newest, and all go when it does).
+#[derive(Default)]
+struct State {
+    /// Most recently parked last (so the older ones are at least as stale as the newest, and
+    /// all go when it does).
+    parked: Vec<Parked>,
+    /// Operations waiting for a connection, oldest first. A connection handed back goes to
+    /// the first one still waiting rather than to the pool, whose own waiters would never see
+    /// it: with every connection out of the pool, they would time out beside connections
+    /// that are free.
+    waiting: VecDeque<oneshot::Sender<Parked>>,
+}
+
+/// The parked connections and the operations waiting for one.
 #[derive(Clone, Default)]
 pub struct WarmConnections {
-    parked: Arc<Mutex<Vec<Parked>>>,
+    state: Arc<Mutex<State>>,
 }
 
 impl WarmConnections {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Parked>> {
-        self.parked
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The most recently parked connection, if it is still warm. Parked connections that are
-    /// not (the older ones, when the newest is not) go back to the pool.
-    pub fn take(&self) -> Option<WarmConn> {
-        let mut parked = self.lock();
-        let newest = parked.pop()?;
+    /// The most recently parked connection if it is still warm (parked connections that are
+    /// not go back to the pool); otherwise a place in the queue for the next connection
+    /// handed back, to await alongside the pool.
+    pub fn take_or_wait(&self) -> Result<WarmConn, oneshot::Receiver<Parked>> {
+        let mut state = self.lock();
         let failures = FAILURES.load(Ordering::Acquire);
-        if newest.parked_at.elapsed() > PARK_AT_MOST || newest.failures != failures {
-            parked.clear();
-            return None;
+        if let Some(newest) = state.parked.pop() {
+            if newest.parked_at.elapsed() <= PARK_AT_MOST && newest.failures == failures {
+                return Ok(self.resume(newest));
+            }
+            state.parked.clear();
         }
-        Some(WarmConn {
-            conn: Some(newest.conn),
+        let (handed, waiting) = oneshot::channel();
+        state.waiting.push_back(handed);
+        Err(waiting)
+    }
+
+    /// A connection parked or handed over, in use again.
+    pub fn resume(&self, parked: Parked) -> WarmConn {
+        WarmConn {
+            conn: Some(parked.conn),
             home: self.clone(),
-            taken_at: newest.taken_at,
-            failures,
-        })
+            taken_at: parked.taken_at,
+            failures: parked.failures,
+        }
     }
 
     /// A connection just acquired from the pool, to be parked here when dropped.
@@ -105,7 +127,19 @@ impl WarmConnections {
 
     /// How many connections are parked (idle, though the pool counts them in use).
     pub fn parked(&self) -> usize {
-        self.lock().len()
+        self.lock().parked.len()
+    }
+
+    /// To the first operation still waiting, or parked.
+    fn hand_back(&self, mut parked: Parked) {
+        let mut state = self.lock();
+        while let Some(waiter) = state.waiting.pop_front() {
+            match waiter.send(parked) {
+                Ok(()) => return,
+                Err(returned) => parked = returned, // it got one from the pool, or gave up
+            }
+        }
+        state.parked.push(parked);
     }
 }
 
@@ -142,7 +176,7 @@ impl Drop for WarmConn {
             && self.taken_at.elapsed() < RETURN_AFTER
             && !std::thread::panicking();
         if healthy {
-            self.home.lock().push(Parked {
+            self.home.hand_back(Parked {
                 conn,
                 taken_at: self.taken_at,
                 parked_at: Instant::now(),

@@ -117,3 +117,40 @@ async fn an_operation_cancelled_mid_statement_leaves_its_connection_correct() {
         .expect("a list after the cancel");
     assert_eq!(page.items.len(), 2);
 }
+
+/// Many more concurrent operations than connections: the pool grows to its maximum (waiting
+/// for a connection handed back must not stop it from opening new ones), and once every
+/// connection is out, the waiting operations get the connections handed back, not a timeout.
+#[tokio::test]
+async fn more_operations_than_connections_all_get_one_and_the_pool_grows_to_its_maximum() {
+    let db = TestDb::postgres().await;
+    let options: sqlx::postgres::PgConnectOptions = db.url().parse().unwrap();
+    let four = PoolSettings {
+        max_connections: 4,
+        min_connections: 0,
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let store = std::sync::Arc::new(PostgresStore::with_options(options, &four));
+    store.migrate().await.unwrap();
+    let p = create(&*store, "Busy Player", 4).await;
+    for round in 0..4 {
+        let reads: Vec<_> = (0..64)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.get(p.id).await })
+            })
+            .collect();
+        for (i, read) in reads.into_iter().enumerate() {
+            let read = read.await.unwrap();
+            assert!(
+                matches!(&read, Ok(r) if r.id == p.id),
+                "round {round}, read {i}: {read:?}"
+            );
+        }
+    }
+    assert_eq!(
+        store.pool().size(),
+        4,
+        "the pool should have opened all its connections"
+    );
+}
