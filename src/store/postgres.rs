@@ -75,6 +75,21 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// A connection from the pool (through the refresher's 28P01 retry, if any), to be parked
+    /// when dropped.
+    fn from_pool(&self) -> impl Future<Output = Result<WarmConn, StoreError>> + Send + 'static {
+        let (pool, refresher, warm) =
+            (self.pool.clone(), self.refresher.clone(), self.warm.clone());
+        async move {
+            let conn = match &refresher {
+                Some(refresher) => refresher.acquire().await,
+                None => pool.acquire().await,
+            };
+            conn.map(|c| warm.adopt(c))
+                .map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
+        }
+    }
+
     /// Samples the pool's in-use and idle connections into `DbPoolInUse`/`DbPoolIdle` every
     /// `every` until the task is aborted (a gauge: the last sample of an interval is emitted).
     pub fn spawn_pool_sampler(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
@@ -149,31 +164,26 @@ impl Backend for PostgresStore {
     /// `async_trait` method: the refresher's future nests the AWS SDK's deep types.)
     type Conn = WarmConn;
 
-    /// A warm connection if one is parked. Otherwise one from the pool while it has an idle
-    /// one or room for a new one (waiting for a connection handed back instead would keep
-    /// the pool from ever growing); with every connection out, the first of a connection
-    /// handed back and one returned to the pool, within the pool's acquire timeout.
+    /// A warm connection if one is parked; otherwise the first of a connection handed back
+    /// and one from the pool, within the pool's acquire timeout.
     async fn conn(&self) -> Result<WarmConn, StoreError> {
-        let handed_back = match self.warm.take_or_wait() {
+        let mut handed_back = match self.warm.take_or_wait() {
             Ok(conn) => return Ok(conn),
             Err(waiting) => waiting,
         };
-        let from_pool = async {
-            let conn = match &self.refresher {
-                Some(refresher) => refresher.acquire().await,
-                None => self.pool.acquire().await,
-            };
-            conn.map(|c| self.warm.adopt(c))
-                .map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
-        };
-        let all_out = self.pool.num_idle() == 0
-            && self.pool.size() >= self.pool.options().get_max_connections();
-        if !all_out {
-            return from_pool.await;
-        }
+        let pool_has_room = self.pool.num_idle() > 0
+            || self.pool.size() < self.pool.options().get_max_connections();
+        let mut from_pool = Box::pin(self.from_pool());
         tokio::select! {
-            Ok(parked) = handed_back => Ok(self.warm.resume(parked)),
-            conn = from_pool => conn,
+            Ok(parked) = &mut handed_back => {
+                if pool_has_room {
+                    // It may be opening a connection the pool has room for: let it finish
+                    // (dropping it would keep the pool from ever growing) and hand it on.
+                    tokio::spawn(async move { drop(from_pool.await) });
+                }
+                Ok(self.warm.resume(parked))
+            }
+            conn = &mut from_pool => conn,
         }
     }
 

@@ -117,13 +117,15 @@ pub trait Dialect: Database {
     /// No connection could be had: whatever the cause (refused, timed out, a handshake cut
     /// short), the database is out of reach for now, never the request's fault.
     fn unavailable(e: sqlx::Error, context: &'static str) -> StoreError {
-        Self::connection_failed();
+        if breaks_connections(&e) {
+            Self::connection_failed();
+        }
         StoreError::Unavailable(anyhow::Error::new(e).context(context))
     }
 
     /// Maps the errors storage callers must distinguish; everything else is internal.
     fn classify(e: sqlx::Error, context: &'static str) -> StoreError {
-        if is_unavailable(&e) || matches!(e, sqlx::Error::Protocol(_)) {
+        if breaks_connections(&e) {
             Self::connection_failed();
         }
         if let Some(db) = e.as_database_error()
@@ -144,10 +146,21 @@ pub trait Dialect: Database {
 /// (SQLSTATE classes 08 connection exception and 57 operator intervention, e.g. a shutdown).
 fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        // The driver and the server disagree: a bug to look at (500), not an outage.
+        sqlx::Error::Protocol(_) => false,
+        other => breaks_connections(other),
+    }
+}
+
+/// Whether `e` may have broken the connection it happened on, and likely its siblings (the
+/// server or the network went away): I/O, TLS and protocol errors, SQLSTATE 08 and 57. A
+/// pool timeout says nothing about the connections themselves.
+fn breaks_connections(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db
             .code()
