@@ -77,7 +77,7 @@ impl PostgresStore {
 
     /// A connection from the pool (through the refresher's 28P01 retry, if any), to be parked
     /// when dropped.
-    fn from_pool(&self) -> impl Future<Output = Result<WarmConn, StoreError>> + Send + 'static {
+    fn pooled(&self) -> impl Future<Output = Result<WarmConn, StoreError>> + Send + 'static {
         let (pool, refresher, warm) =
             (self.pool.clone(), self.refresher.clone(), self.warm.clone());
         async move {
@@ -173,7 +173,7 @@ impl Backend for PostgresStore {
         };
         let pool_has_room = self.pool.num_idle() > 0
             || self.pool.size() < self.pool.options().get_max_connections();
-        let mut from_pool = Box::pin(self.from_pool());
+        let mut from_pool = Box::pin(self.pooled());
         tokio::select! {
             Ok(parked) = &mut handed_back => {
                 if pool_has_room {
