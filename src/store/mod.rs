@@ -13,7 +13,6 @@ mod shared;
 mod sql;
 mod sqlite;
 pub mod sweeper;
-mod warm;
 
 use std::sync::Arc;
 

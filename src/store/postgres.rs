@@ -1,11 +1,17 @@
 //! PostgreSQL storage: production. The operations are shared (`shared::player_store!`); here
 //! are the pool, row locking, the idempotency-key claim, timestamps and error codes.
 
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::{
     Connection, PgConnection, Postgres, Transaction,
     error::DatabaseError,
+    pool::PoolConnection,
     postgres::{PgConnectOptions, PgPool, PgPoolOptions},
 };
 
@@ -13,17 +19,30 @@ use super::{
     PoolSettings, StoreError, migrations,
     shared::{Backend, HeldKey, player_store},
     sql::{self, CLUB_NUMBER_CONSTRAINT, Dialect, StoredResponse, player_columns},
-    warm::{self, WarmConn, WarmConnections},
 };
 use crate::{secrets::CredentialRefresher, telemetry::metrics};
+
+/// A pooled connection idle for longer than this is pinged before it is used.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
+/// When a connection last failed in this process (I/O, TLS, protocol, SQLSTATE 08/57): a
+/// failover or a network cut usually breaks every connection, so those idle since then are
+/// pinged before use. (One for every store of the process: a failure in one only costs the
+/// others a ping per idle connection.)
+static LAST_FAILURE: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Whether a connection idle in the pool for `idle_for` must be pinged before use: it sat
+/// there longer than [`PING_IF_IDLE_FOR`], or since before a connection failed.
+fn needs_ping(idle_for: Duration) -> bool {
+    let last = *LAST_FAILURE.lock().unwrap_or_else(|p| p.into_inner());
+    idle_for > PING_IF_IDLE_FOR || last.is_some_and(|at| at.elapsed() <= idle_for)
+}
 
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
     /// Re-reads rotated credentials when the database refuses the current ones (28P01).
     refresher: Option<CredentialRefresher>,
-    /// Connections handed from one operation to the next (see `store::warm`).
-    warm: WarmConnections,
 }
 
 impl PostgresStore {
@@ -38,10 +57,11 @@ impl PostgresStore {
     /// the database is still unreachable, and recovers without a restart.
     ///
     /// sqlx pings every connection it hands out by default: one more round trip to the
-    /// database per request, a third of the database's work on a read by id. Here only a
-    /// connection that may have broken while idle is pinged (`warm::needs_ping`: idle for a
-    /// while, or since a connection failure); one that was in use a moment ago, with nothing
-    /// failing since, is known to work.
+    /// database per request, a third of the database's work on a read by id (the pool pings
+    /// again when a connection comes back, which sqlx 0.9 does not let us turn off). Here a
+    /// connection is pinged before use only when it may have broken while idle
+    /// ([`needs_ping`]); one that served a request a moment ago, with nothing failing since,
+    /// is known to work.
     pub fn with_options(options: PgConnectOptions, settings: &PoolSettings) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -50,7 +70,7 @@ impl PostgresStore {
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(async move {
-                    if warm::needs_ping(meta.idle_for) {
+                    if needs_ping(meta.idle_for) {
                         conn.ping().await?;
                     }
                     Ok(true)
@@ -60,7 +80,6 @@ impl PostgresStore {
         PostgresStore {
             pool,
             refresher: None,
-            warm: WarmConnections::default(),
         }
     }
 
@@ -75,33 +94,16 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// A connection from the pool (through the refresher's 28P01 retry, if any), to be parked
-    /// when dropped.
-    fn pooled(&self) -> impl Future<Output = Result<WarmConn, StoreError>> + Send + 'static {
-        let (pool, refresher, warm) =
-            (self.pool.clone(), self.refresher.clone(), self.warm.clone());
-        async move {
-            let conn = match &refresher {
-                Some(refresher) => refresher.acquire().await,
-                None => pool.acquire().await,
-            };
-            conn.map(|c| warm.adopt(c))
-                .map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
-        }
-    }
-
     /// Samples the pool's in-use and idle connections into `DbPoolInUse`/`DbPoolIdle` every
     /// `every` until the task is aborted (a gauge: the last sample of an interval is emitted).
-    pub fn spawn_pool_sampler(&self, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_pool_sampler(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let pool = self.pool.clone();
-        let warm = self.warm.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                // Parked connections are idle too, though the pool counts them in use.
-                let idle = (pool.num_idle() + warm.parked()) as u32;
+                let idle = pool.num_idle() as u32;
                 metrics::set_pool(pool.size().saturating_sub(idle), idle);
             }
         })
@@ -112,7 +114,7 @@ impl Dialect for Postgres {
     type Time = DateTime<Utc>;
 
     fn connection_failed() {
-        warm::connection_failed();
+        *LAST_FAILURE.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
     fn encode_time(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -162,29 +164,12 @@ impl Backend for PostgresStore {
 
     /// With a refresher, a refused login re-reads the secret and retries. (Boxed, as every
     /// `async_trait` method: the refresher's future nests the AWS SDK's deep types.)
-    type Conn = WarmConn;
-
-    /// A warm connection if one is parked; otherwise the first of a connection handed back
-    /// and one from the pool, within the pool's acquire timeout.
-    async fn conn(&self) -> Result<WarmConn, StoreError> {
-        let mut handed_back = match self.warm.take_or_wait() {
-            Ok(conn) => return Ok(conn),
-            Err(waiting) => waiting,
+    async fn conn(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        let conn = match &self.refresher {
+            Some(refresher) => refresher.acquire().await,
+            None => self.pool.acquire().await,
         };
-        let pool_has_room = self.pool.num_idle() > 0
-            || self.pool.size() < self.pool.options().get_max_connections();
-        let mut from_pool = Box::pin(self.pooled());
-        tokio::select! {
-            Ok(parked) = &mut handed_back => {
-                if pool_has_room {
-                    // It may be opening a connection the pool has room for: let it finish
-                    // (dropping it would keep the pool from ever growing) and hand it on.
-                    tokio::spawn(async move { drop(from_pool.await) });
-                }
-                Ok(self.warm.resume(parked))
-            }
-            conn = &mut from_pool => conn,
-        }
+        conn.map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
     }
 
     async fn run_migrations(&self) -> anyhow::Result<()> {

@@ -9,9 +9,7 @@
 //! same code works on concrete types and needs none of them.
 
 use chrono::{DateTime, Utc};
-use std::ops::DerefMut;
-
-use sqlx::Database;
+use sqlx::{Database, pool::PoolConnection};
 
 use super::{
     Idempotency, StoreError,
@@ -32,11 +30,8 @@ pub struct HeldKey<'a> {
 pub trait Backend: Send + Sync + 'static {
     type Db: Dialect;
 
-    /// A connection in use, back to the backend's keeping when dropped.
-    type Conn: DerefMut<Target = <Self::Db as Database>::Connection> + Send + 'static;
-
-    /// A connection for one operation.
-    async fn conn(&self) -> Result<Self::Conn, StoreError>;
+    /// A pooled connection.
+    async fn conn(&self) -> Result<PoolConnection<Self::Db>, StoreError>;
 
     /// Applies pending migrations.
     async fn run_migrations(&self) -> anyhow::Result<()>;

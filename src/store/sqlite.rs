@@ -99,8 +99,6 @@ const KEEP_KEY: &str = "insert into idempotency_keys (actor, key, request_hash, 
 impl Backend for SqliteStore {
     type Db = Sqlite;
 
-    type Conn = PoolConnection<Sqlite>;
-
     async fn conn(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
         self.pool
             .acquire()

@@ -1,6 +1,7 @@
-//! PostgreSQL connections handed from one operation to the next (`store::warm`): a connection
-//! that broke is not handed on again, and one whose operation was cancelled mid-statement
-//! serves the next operation correctly.
+//! The PostgreSQL pool without sqlx's ping before every use (`PostgresStore::with_options`):
+//! after a connection fails, the idle ones are pinged before use, so one cut does not fail a
+//! request per pooled connection; a connection whose operation was cancelled mid-statement
+//! serves the next operation correctly; more operations than connections all get one.
 
 use std::time::Duration;
 
@@ -37,15 +38,21 @@ async fn create(store: &dyn PlayerStore, name: &str, number: i64) -> players_api
     }
 }
 
-/// The connection the last read used is cut (as a failover or a proxy would) right after it
-/// was handed back. The next read may fail on it, as 503 `Unavailable`; every read after
-/// that must succeed, because a connection that failed is never handed on again.
+/// Every connection is cut (as a failover or a proxy would) a moment after use, so none is
+/// pinged for being idle long. The next read may fail, as 503 `Unavailable`; every read
+/// after that must succeed: the failure makes the pool ping the other idle connections instead
+/// of failing a request on each.
 #[tokio::test]
-async fn a_connection_cut_after_use_is_not_handed_on_again() {
+async fn after_a_connection_fails_the_idle_ones_are_checked_before_use() {
     let db = TestDb::postgres().await;
     let (store, proxy) = postgres_behind_proxy(&db).await;
     let p = create(&*store, "Cut Once", 1).await;
-    store.get(p.id).await.expect("read before the cut");
+    // Several connections in the pool, all idle a moment later.
+    let reads = futures_util::future::join_all((0..4).map(|_| store.get(p.id))).await;
+    assert!(
+        reads.iter().all(Result::is_ok),
+        "reads before the cut: {reads:?}"
+    );
 
     proxy.disable();
     proxy.enable();
@@ -118,9 +125,8 @@ async fn an_operation_cancelled_mid_statement_leaves_its_connection_correct() {
     assert_eq!(page.items.len(), 2);
 }
 
-/// Many more concurrent operations than connections: the pool grows to its maximum (waiting
-/// for a connection handed back must not stop it from opening new ones), and once every
-/// connection is out, the waiting operations get the connections handed back, not a timeout.
+/// Many more concurrent operations than connections: the pool grows to its maximum, and the
+/// operations waiting get connections as others finish, not a timeout.
 #[tokio::test]
 async fn more_operations_than_connections_all_get_one_and_the_pool_grows_to_its_maximum() {
     let db = TestDb::postgres().await;
