@@ -54,8 +54,7 @@ async fn after_a_connection_fails_the_idle_ones_are_checked_before_use() {
         "reads before the cut: {reads:?}"
     );
 
-    proxy.disable();
-    proxy.enable();
+    proxy.cut_all().await;
     match store.get(p.id).await {
         Ok(read) => assert_eq!(read.id, p.id),
         Err(StoreError::Unavailable(_)) => {}

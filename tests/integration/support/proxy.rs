@@ -3,7 +3,7 @@
 
 use std::sync::{
     Arc,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
 use tokio::{
@@ -14,6 +14,8 @@ use tokio::{
 pub struct Proxy {
     port: u16,
     enabled: Arc<AtomicBool>,
+    /// Connections being relayed.
+    open: Arc<AtomicUsize>,
     generation: watch::Sender<u64>,
 }
 
@@ -25,6 +27,8 @@ impl Proxy {
         let (generation, _) = watch::channel(0u64);
         let on = enabled.clone();
         let gen_tx = generation.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let relaying = open.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -35,21 +39,24 @@ impl Proxy {
                     continue;
                 }
                 let mut cut = gen_tx.subscribe();
+                let relaying = relaying.clone();
+                relaying.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let Ok(server) = TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    let (mut c, mut s) = (client, server);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut c, &mut s) => {}
-                        _ = cut.changed() => {}
+                    if let Ok(server) = TcpStream::connect(upstream).await {
+                        let (mut c, mut s) = (client, server);
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut c, &mut s) => {}
+                            _ = cut.changed() => {}
+                        }
                     }
+                    relaying.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
         Proxy {
             port,
             enabled,
+            open,
             generation,
         }
     }
@@ -62,6 +69,20 @@ impl Proxy {
     pub fn disable(&self) {
         self.enabled.store(false, Ordering::SeqCst);
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Cuts every open connection, waits until all are closed, and accepts new ones again:
+    /// a network blip that has certainly happened when this returns.
+    pub async fn cut_all(&self) {
+        self.disable();
+        let open = self.open.clone();
+        super::wait_until(
+            "the proxy to close its connections",
+            super::DEADLINE,
+            || open.load(Ordering::SeqCst) == 0,
+        )
+        .await;
+        self.enable();
     }
 
     pub fn enable(&self) {
