@@ -216,6 +216,7 @@ where
     DB: Dialect,
     R: Row<Database = DB>,
     &'static str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
     Uuid: ColumnType<DB>,
     String: ColumnType<DB>,
     Option<String>: ColumnType<DB>,
@@ -223,23 +224,26 @@ where
     Option<i32>: ColumnType<DB>,
     i64: ColumnType<DB>,
 {
+    /// By position, in `player_columns!()` order (every statement reading players selects
+    /// exactly that list): looking each column up by name cost a listing of 50 players 650
+    /// name lookups.
     fn player(&self) -> Result<Player, sqlx::Error> {
-        let position: String = self.try_get("position")?;
+        let position: String = self.try_get(5)?;
         Ok(Player {
-            id: self.try_get("id")?,
-            name: self.try_get("name")?,
-            date_of_birth: self.try_get("date_of_birth")?,
-            country: self.try_get("country")?,
-            team: self.try_get("team")?,
+            id: self.try_get(0)?,
+            name: self.try_get(1)?,
+            date_of_birth: self.try_get(2)?,
+            country: self.try_get(3)?,
+            team: self.try_get(4)?,
             position: Position::parse(&position)
                 .ok_or_else(|| bad_column("position", format!("unknown position {position:?}")))?,
-            club_number: self.try_get("club_number")?,
-            national_team_number: self.try_get("national_team_number")?,
-            version: self.try_get("version")?,
-            created_at: DB::decode_time(self.try_get("created_at")?)?,
-            updated_at: DB::decode_time(self.try_get("updated_at")?)?,
-            created_by: self.try_get("created_by")?,
-            updated_by: self.try_get("updated_by")?,
+            club_number: self.try_get(6)?,
+            national_team_number: self.try_get(7)?,
+            version: self.try_get(8)?,
+            created_at: DB::decode_time(self.try_get(9)?)?,
+            updated_at: DB::decode_time(self.try_get(10)?)?,
+            created_by: self.try_get(11)?,
+            updated_by: self.try_get(12)?,
         })
     }
 
