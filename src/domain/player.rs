@@ -48,6 +48,26 @@ impl PlayerInput {
         "national_team_number",
     ];
 
+    /// The members of `map` a client may not send, whatever their value: read-only members
+    /// and unknown ones (a merge patch's `{"shoe_size": null}` included).
+    pub fn member_errors(map: &serde_json::Map<String, Value>) -> Vec<FieldError> {
+        map.keys()
+            .filter_map(|key| {
+                if READ_ONLY_FIELDS.contains(&key.as_str()) {
+                    Some(FieldError::new(key, "read_only", "is set by the server"))
+                } else if !Self::FIELDS.contains(&key.as_str()) {
+                    Some(FieldError::new(
+                        key,
+                        "unknown_field",
+                        "is not a player field",
+                    ))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
     /// Reads a JSON document field by field, so each wrong member gets its own error: unknown
     /// and read-only members, missing members, and members of the wrong JSON type.
     pub fn from_json(value: &Value) -> Result<PlayerInput, Vec<FieldError>> {
@@ -58,18 +78,7 @@ impl PlayerInput {
                 "the body must be a JSON object",
             )]);
         };
-        let mut errors = Vec::new();
-        for key in map.keys() {
-            if READ_ONLY_FIELDS.contains(&key.as_str()) {
-                errors.push(FieldError::new(key, "read_only", "is set by the server"));
-            } else if !Self::FIELDS.contains(&key.as_str()) {
-                errors.push(FieldError::new(
-                    key,
-                    "unknown_field",
-                    "is not a player field",
-                ));
-            }
-        }
+        let mut errors = Self::member_errors(map);
         let mut text = |field: &str| match map.get(field) {
             Some(Value::String(s)) => Some(s.clone()),
             None | Some(Value::Null) => {

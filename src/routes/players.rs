@@ -15,7 +15,7 @@ use super::extract::{self, EntityTags, JSON, MERGE_PATCH_JSON};
 use super::merge_patch;
 use crate::{
     auth::Principal,
-    domain::{Country, FieldError, NewPlayer, Player, PlayerInput, Position, READ_ONLY_FIELDS},
+    domain::{Country, FieldError, NewPlayer, Player, PlayerInput, Position},
     error::{ApiError, Problem},
     store::{
         AuditAction, AuditContext, Changes, Created, Cursor, CursorError, Filters, Idempotency,
@@ -397,13 +397,11 @@ pub async fn update_player(
             "a player patch must be a JSON object",
         )]));
     };
-    let read_only: Vec<_> = members
-        .keys()
-        .filter(|k| READ_ONLY_FIELDS.contains(&k.as_str()))
-        .map(|k| FieldError::new(k, "read_only", "is set by the server"))
-        .collect();
-    if !read_only.is_empty() {
-        return Err(ApiError::Validation(read_only));
+    // Checked on the patch itself: a member set to null is removed by the merge, so an
+    // unknown one would otherwise vanish unnoticed.
+    let refused = PlayerInput::member_errors(members);
+    if !refused.is_empty() {
+        return Err(ApiError::Validation(refused));
     }
     let if_match = EntityTags::from_header(req.headers(), header::IF_MATCH)?;
     let ctx = audit_context(&req, &principal);

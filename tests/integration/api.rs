@@ -469,6 +469,11 @@ async fn error_classes_render_as_problems(app: &TestApp) {
     )
     .await;
     assert_eq!(body["errors"][0]["code"], "unknown_field");
+    // Set to null, an unknown member would be dropped by the merge itself: it is refused too.
+    for unknown in [r#"{"shoe_size": null}"#, r#"{"": null}"#] {
+        let body = assert_problem(patch(unknown).exchange().await, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["code"], "unknown_field", "{unknown}");
+    }
     for read_only in [
         r#"{"id": "x"}"#,
         r#"{"created_at": "2020-01-01T00:00:00Z"}"#,
