@@ -13,8 +13,9 @@
 //!   scratch: the signature check on every request);
 //! - `list`: `GET /v1/players?limit=50`;
 //! - `paced`: `GET /v1/players/{id}` at a fixed rate (`--rate`, or `--rate-of-peak` times the
-//!   `by-id`/`warm` rate of the same run), open loop: requests go out on schedule whether or
-//!   not earlier ones were answered, so a server falling behind cannot slow the load down.
+//!   `by-id`/`warm` rate of the same run), wrk2-style: `--concurrency` keep-alive connections
+//!   on a schedule, each latency counted from when the request was due, so a server falling
+//!   behind shows its whole queue.
 //!
 //! With `--alb-key-port` it acts as the ALB: it generates a signing key, serves its public key
 //! as the AWS key endpoint does (`GET /{kid}`, PEM) and mints the tokens. Loopback only.
@@ -93,6 +94,20 @@ impl Credentials {
                 let i = next.fetch_add(1, Ordering::Relaxed) % tokens.len();
                 req.header("x-amzn-oidc-data", &tokens[i])
                     .header("sec-fetch-site", "same-origin")
+            }
+        }
+    }
+
+    /// The same headers as raw HTTP/1.1 lines, each ending in CRLF.
+    fn header_lines(&self) -> String {
+        match self {
+            Credentials::Bearer(token) => format!("authorization: Bearer {token}\r\n"),
+            Credentials::Alb { tokens, next } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % tokens.len();
+                format!(
+                    "x-amzn-oidc-data: {}\r\nsec-fetch-site: same-origin\r\n",
+                    tokens[i]
+                )
             }
         }
     }
@@ -206,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("paced needs --rate or an earlier by-id"))?;
                 (
                     "GET /v1/players/{id} paced",
-                    paced(&client, &args, &warm, rate, by_id).await,
+                    paced(&args, &warm, rate, by_id).await,
                 )
             }
             other => anyhow::bail!("unknown scenario {other:?}"),
@@ -354,35 +369,114 @@ async fn closed_loop(
     collect(tasks, started).await
 }
 
-/// Requests sent at a fixed rate whatever the answers' pace (open loop).
+/// Requests sent at a fixed rate whatever the answers' pace, as wrk2 sends them: `--concurrency`
+/// keep-alive connections, each with its own evenly spaced schedule (together `rate` per
+/// second), and each latency measured from when the request was due, not from when it went
+/// out, so a server that falls behind cannot hide its queue by slowing the load down
+/// (coordinated omission). The connections are plain HTTP/1.1 over TCP with the request
+/// prepared up front, to keep the generator's own CPU out of the measurement.
 async fn paced(
-    client: &reqwest::Client,
     args: &Args,
     credentials: &Credentials,
     rate: f64,
     url: impl Fn(usize) -> String + Clone + Send + 'static,
 ) -> Measured {
-    let started = Instant::now();
-    let total = (rate * args.duration as f64) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate);
+    let connections = args.concurrency.max(1);
+    let started = Instant::now() + Duration::from_millis(20);
+    let deadline = started + Duration::from_secs(args.duration);
+    let interval = Duration::from_secs_f64(connections as f64 / rate);
+    let address = url::Url::parse(&args.base)
+        .ok()
+        .and_then(|u| u.socket_addrs(|| None).ok())
+        .and_then(|a| a.into_iter().next());
+    let Some(address) = address else {
+        return Measured {
+            ok: vec![],
+            errors: 1,
+            seconds: 1.0,
+        };
+    };
     let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        let due = started + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due.into()).await;
-        // Timed from when this generator got to send it (the timer fires up to a millisecond
-        // late, a delay that is the generator's, not the server's); a server falling behind
-        // still shows, since requests are sent whether or not earlier ones were answered.
-        let sent = Instant::now();
-        let (client, credentials, url) = (client.clone(), credentials.clone(), url.clone());
+    for c in 0..connections {
+        let (credentials, url) = (credentials.clone(), url.clone());
+        // Connection c's requests are due at started + (c / connections + k) * interval.
+        let first = started + interval.mul_f64(c as f64 / connections as f64);
         tasks.spawn(async move {
-            let ok = send(&client, &credentials, &url(i * 7)).await;
-            (
-                if ok { vec![sent.elapsed()] } else { vec![] },
-                u64::from(!ok),
-            )
+            let (mut ok, mut errors) = (Vec::new(), 0u64);
+            let Ok(mut stream) = tokio::net::TcpStream::connect(address).await else {
+                return (ok, 1);
+            };
+            let _ = stream.set_nodelay(true);
+            let mut buf = Vec::with_capacity(16 * 1024);
+            let mut k = 0usize;
+            loop {
+                let due = first + interval.mul_f64(k as f64);
+                if due >= deadline {
+                    break;
+                }
+                let path = url(c + k * connections);
+                let path = path.find("/v1/").map_or("/", |i| &path[i..]);
+                let request = format!(
+                    "GET {path} HTTP/1.1\r\nhost: {address}\r\n{}\r\n",
+                    credentials.header_lines()
+                );
+                tokio::time::sleep_until(due.into()).await;
+                match exchange(&mut stream, request.as_bytes(), &mut buf).await {
+                    Ok(true) => ok.push(due.elapsed()),
+                    Ok(false) => errors += 1,
+                    Err(_) => {
+                        errors += 1;
+                        match tokio::net::TcpStream::connect(address).await {
+                            Ok(s) => stream = s,
+                            Err(_) => break,
+                        }
+                    }
+                }
+                k += 1;
+            }
+            (ok, errors)
         });
     }
-    collect(tasks, started).await
+    let mut measured = collect(tasks, started).await;
+    measured.seconds = args.duration as f64;
+    measured
+}
+
+/// Writes one request and reads its response (headers, then `content-length` bytes of
+/// body); `Ok(true)` for a 2xx.
+async fn exchange(
+    stream: &mut tokio::net::TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    stream.write_all(request).await?;
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let success = head.starts_with("http/1.1 2");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(success)
 }
 
 async fn send(client: &reqwest::Client, credentials: &Credentials, url: &str) -> bool {

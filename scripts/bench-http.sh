@@ -66,7 +66,7 @@ bench_alb() {
     local label="$1" db_url="$2"
     local api_port key_port
     api_port="$(free_port)" key_port="$(free_port)"
-    LISTEN_ADDR="127.0.0.1:$api_port" DATABASE_URL="$db_url" DB_SSLMODE=disable LOG_LEVEL=info \
+    LISTEN_ADDR="127.0.0.1:$api_port" DATABASE_URL="$db_url" LOG_LEVEL=info \
         ALB_SIGNER_ARNS="arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/players-bench/50dc6c495c0c9188" \
         ALB_ISSUER="https://idp.bench.example" ALB_CLIENT_ID="players-bench" ALB_GROUPS_SOURCE=userinfo \
         ALB_KEY_ENDPOINT="http://127.0.0.1:$key_port" AWS_REGION=eu-west-1 \
@@ -85,8 +85,10 @@ bench_alb() {
 echo "players-api HTTP benchmark: $SEED players, ${DURATION}s per scenario, concurrency $CONCURRENCY, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 bench sqlite "sqlite:$WORK/bench.db"
 if psql "$PG_ADMIN" -qc "drop database if exists players_bench with (force)" -c "create database players_bench" >/dev/null 2>&1; then
-    bench postgres "${PG_ADMIN%/*}/players_bench"
-    bench_alb postgres-alb "${PG_ADMIN%/*}/players_bench"
+    # Loopback: no TLS to the database (a URL's own sslmode wins over DB_SSLMODE, and without
+    # one the driver would prefer TLS, which the side-by-side harness does not use either).
+    bench postgres "${PG_ADMIN%/*}/players_bench?sslmode=disable"
+    bench_alb postgres-alb "${PG_ADMIN%/*}/players_bench?sslmode=disable"
 else
     echo "PostgreSQL not reachable at $PG_ADMIN: skipped" >&2
 fi

@@ -5,6 +5,8 @@ mod country;
 mod field_error;
 mod fields;
 mod player;
+pub mod player_json;
+pub(crate) mod timestamp;
 
 pub use actor::{Actor, ActorKind};
 pub use country::{Country, NATIONS};

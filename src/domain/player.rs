@@ -7,7 +7,9 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Country, DateOfBirth, FieldError, PlayerName, Position, ShirtNumber, TeamName};
+use super::{
+    Country, DateOfBirth, FieldError, PlayerName, Position, ShirtNumber, TeamName, timestamp,
+};
 
 /// The body of `POST /v1/players`, and the document a merge patch applies to.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -229,6 +231,7 @@ pub struct Player {
     pub id: Uuid,
     pub name: String,
     #[schema(format = Date)]
+    #[serde(serialize_with = "timestamp::serialize_date")]
     pub date_of_birth: NaiveDate,
     /// FIFA three-letter code, upper case.
     pub country: String,
@@ -240,7 +243,9 @@ pub struct Player {
     pub national_team_number: Option<i32>,
     /// Increments on every change; the ETag is `"<version>"`.
     pub version: i64,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
     /// The acting principal: `user:<sub>` or `service:<client id>`.
     pub created_by: String,

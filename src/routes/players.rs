@@ -15,7 +15,7 @@ use super::extract::{self, EntityTags, JSON, MERGE_PATCH_JSON};
 use super::merge_patch;
 use crate::{
     auth::Principal,
-    domain::{Country, FieldError, NewPlayer, Player, PlayerInput, Position},
+    domain::{Country, FieldError, NewPlayer, Player, PlayerInput, Position, player_json},
     error::{ApiError, Problem},
     store::{
         AuditAction, AuditContext, Changes, Created, Cursor, CursorError, Filters, Idempotency,
@@ -307,10 +307,11 @@ pub async fn list_players(
 ) -> Result<HttpResponse, ApiError> {
     let query = params.into_inner().into_query()?;
     let page = store.list(&query).await?;
-    Ok(HttpResponse::Ok().json(PlayerPage {
-        items: page.items,
-        next_cursor: page.next.map(|c| c.encode()),
-    }))
+    let next_cursor = page.next.map(|c| c.encode());
+    // `PlayerPage`'s JSON, written by hand for speed (see `player_json`).
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(player_json::page(&page.items, next_cursor.as_deref())))
 }
 
 /// Read one player.
@@ -506,6 +507,47 @@ mod tests {
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    #[test]
+    fn the_hand_written_page_is_the_derived_json() {
+        let created = chrono::Utc::now();
+        let player = |name: &str, team: &str, numbers: (Option<i32>, Option<i32>)| Player {
+            id: uuid::Uuid::now_v7(),
+            name: name.into(),
+            date_of_birth: chrono::NaiveDate::from_ymd_opt(1999, 1, 9).unwrap(),
+            country: "ENG".into(),
+            team: team.into(),
+            position: Position::Midfielder,
+            club_number: numbers.0,
+            national_team_number: numbers.1,
+            version: 12,
+            created_at: created,
+            updated_at: created + chrono::Duration::nanoseconds(1_500),
+            created_by: "user:9f1c\"x".into(),
+            updated_by: "service:reporting".into(),
+        };
+        let items = vec![
+            player("Kylian Mbappé", "Real Madrid", (Some(10), None)),
+            player(
+                "Zoë \"Q\" O'Neil \\ tab\t\u{1}\u{7f}",
+                "Team\n<b>&</b> 🏆",
+                (None, Some(99)),
+            ),
+            player("", "", (None, None)),
+        ];
+        for (items, next_cursor) in [
+            (items.clone(), Some("eyJrIjoiYSJ9".to_owned())),
+            (items, None),
+            (vec![], None),
+        ] {
+            let ours = player_json::page(&items, next_cursor.as_deref());
+            let derived = serde_json::to_vec(&PlayerPage { items, next_cursor }).unwrap();
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(derived).unwrap()
+            );
         }
     }
 

@@ -91,6 +91,7 @@ impl Changes {
 pub struct AuditRecord {
     /// UUID v7.
     pub id: Uuid,
+    #[serde(serialize_with = "crate::domain::timestamp::serialize")]
     pub occurred_at: DateTime<Utc>,
     pub actor_kind: ActorKind,
     /// The user's `sub` or the service's client id.
