@@ -21,7 +21,8 @@ CHECKOV_VENV="$ROOT/.tools/checkov-venv"
 export PLAYERS_TOOLS_VENV="$VENV"
 
 failures=()
-BINARY_BUDGET_MIB=40
+# 40.6 MiB today (docs/capacity.md); debug info coming back would add over 130 MB.
+BINARY_BUDGET_MIB=44
 step() { echo; echo "==> $*"; }
 fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
 
