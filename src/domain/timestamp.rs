@@ -3,8 +3,8 @@
 //! the value needs: none, 3, 6 or 9).
 //!
 //! A page of players carries three per player. chrono's own `Serialize` goes through
-//! `fmt::Display`, whose every piece serde_json escapes separately: that was an eighth of the
-//! instructions of serving a page (docs/benchmarks.md). The output is byte for byte chrono's,
+//! `fmt::Display`, whose every piece serde_json escapes separately: writing them this way took
+//! 15 % off the instructions of serving a page (docs/benchmarks.md). The output is byte for byte chrono's,
 //! which the tests check.
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};

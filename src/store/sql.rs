@@ -353,7 +353,8 @@ where
     // The limit is written into the text, not bound: a bound limit makes PostgreSQL plan the
     // statement again on every execution (a generic plan cannot know how many rows are wanted,
     // so it is never preferred), which cost more than the scan itself. It is a number the
-    // query validated (1-200), and there are at most 200 distinct texts to cache.
+    // query validated (1-200); each page size a client uses is one more statement text, and
+    // the driver's per-connection statement cache evicts the least used.
     qb.push(format!(
         " order by {column} {dir}, id {dir} limit {}",
         q.limit + 1
