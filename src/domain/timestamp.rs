@@ -73,9 +73,11 @@ fn write_date(d: &NaiveDate, buf: &mut [u8; 10]) -> bool {
 /// Writes `t` into `buf` and returns the length, or `None` for what chrono writes in another
 /// shape (a year outside 0000-9999, a leap second).
 fn write(t: &DateTime<Utc>, buf: &mut [u8; 30]) -> Option<usize> {
+    // The fields of the UTC time itself: `DateTime`'s own accessors add the (zero) offset first.
+    let t = t.naive_utc();
     let nanos = t.nanosecond();
     let date: &mut [u8; 10] = (&mut buf[..10]).try_into().expect("10 bytes");
-    if nanos >= 1_000_000_000 || !write_date(&t.date_naive(), date) {
+    if nanos >= 1_000_000_000 || !write_date(&t.date(), date) {
         return None;
     }
     buf[10] = b'T';

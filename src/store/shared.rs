@@ -224,7 +224,7 @@ macro_rules! player_store {
                     let mut conn = self.conn().await?;
                     let rows =
                         fetch_all(&mut conn, sql::list_query(query), "listing players").await?;
-                    let players = rows.iter().map(ReadRow::player).collect();
+                    let players = ReadRow::players(&rows);
                     Ok(split_page(decoded(players, "decoding players")?, query))
                 }
 

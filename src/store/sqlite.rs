@@ -70,6 +70,9 @@ impl Dialect for Sqlite {
 
     const SUBSTRING_POSITION: &'static str = "instr";
 
+    /// A column's declared type says nothing of what a value holds.
+    const TYPED_COLUMNS: bool = false;
+
     /// One writer at a time: a batch is short and nothing else can hold these rows.
     const PICK_EXPIRED: &'static str = "{time} < $1 order by {time} limit $2";
 

@@ -481,6 +481,83 @@ async fn concurrent_sweeps_on_postgres_share_the_work_and_never_fail() {
     assert_eq!(audit_count(&*store).await, 0);
 }
 
+/// Runs `sql` on the test database, outside any store.
+async fn run_sql(db: &TestDb, sql: &str) {
+    let TestDb::Postgres { url, .. } = db else {
+        panic!("a PostgreSQL test database")
+    };
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn postgres_refuses_a_column_of_another_type_rather_than_misread_it() {
+    // The listing checks the columns' types once, on its first row, and decodes the rest
+    // unchecked. The first player's club number is NULL, so a check of the first row's values
+    // would let the second player's, now text, be read as a number.
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    for (name, number) in [("First", None), ("Second", Some(7))] {
+        store
+            .create(&new_player(name, "Team", number), &ctx("user:a"), None)
+            .await
+            .unwrap();
+    }
+    let query = list(Sort::default(), 50);
+    assert_eq!(store.list(&query).await.unwrap().items.len(), 2);
+    run_sql(
+        &db,
+        "alter table players drop constraint players_club_number_check, \
+         alter column club_number type text using club_number::text",
+    )
+    .await;
+    // A new store: the first one's prepared statements would fail on the changed table anyway.
+    let store = db.store().await;
+    let err = store
+        .list(&query)
+        .await
+        .expect_err("a text column is not a number");
+    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+    assert!(format!("{err:#}").contains("club_number"), "{err:#}");
+}
+
+#[tokio::test]
+async fn postgres_timestamps_read_back_to_the_microsecond_and_infinity_is_an_error() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let p = created(
+        store
+            .create(&new_player("Old", "Team", None), &ctx("user:a"), None)
+            .await
+            .unwrap(),
+    );
+    // Before PostgreSQL's own epoch (2000-01-01), where its microsecond count is negative.
+    run_sql(
+        &db,
+        "update players set created_at = '1999-12-31 23:59:59.999999+00', \
+         updated_at = '2038-01-19 03:14:08.000001+00'",
+    )
+    .await;
+    let got = store.get(p.id).await.unwrap();
+    assert_eq!(
+        got.created_at.to_rfc3339(),
+        "1999-12-31T23:59:59.999999+00:00"
+    );
+    assert_eq!(
+        got.updated_at.to_rfc3339(),
+        "2038-01-19T03:14:08.000001+00:00"
+    );
+    let query = list(Sort::default(), 50);
+    assert_eq!(store.list(&query).await.unwrap().items, vec![got]);
+    run_sql(&db, "update players set updated_at = 'infinity'").await;
+    let err = store.get(p.id).await.expect_err("infinity is no DateTime");
+    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod postgres {
