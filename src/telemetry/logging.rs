@@ -21,8 +21,8 @@ use crate::config::{LogFormat, LogSettings};
 ///
 /// LOG_LEVEL filters what is logged. With no further layer it filters the whole subscriber,
 /// once for each callsite and span. Otherwise it filters only the log layer, which then looks
-/// every span up again on each enter and exit. That costs about 600 instructions a time, and
-/// a database stream enters its span once for each row it yields.
+/// every span up again on each enter and exit; a database stream enters its span once for
+/// each row it yields, and those lookups were 2 % of serving a page of 50 players.
 pub fn init<L>(settings: &LogSettings, extra: Option<L>) -> anyhow::Result<()>
 where
     L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
