@@ -99,6 +99,21 @@ async fn etags_and_preconditions(app: &TestApp) {
     assert_eq!(patch("\"1\"").exchange().await.status(), 200);
     // The same precondition again is now stale, and nothing changes.
     assert_problem(patch("\"1\"").exchange().await, 412, "precondition_failed").await;
+    // The precondition is evaluated before the content (RFC 9110, 13.2.2): an invalid patch
+    // with another version's tag is a 412, the same patch with the current one a 422.
+    let invalid = |etag: &'static str| {
+        app.admin(Method::PATCH, &path)
+            .header("content-type", "application/json")
+            .header("if-match", etag)
+            .body(r#"{"position": "__not_in_enum__"}"#)
+    };
+    assert_problem(
+        invalid("\"1\"").exchange().await,
+        412,
+        "precondition_failed",
+    )
+    .await;
+    assert_problem(invalid("\"2\"").exchange().await, 422, "validation_failed").await;
     let res = app
         .admin(Method::DELETE, &path)
         .header("if-match", "\"1\"")
