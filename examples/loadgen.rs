@@ -15,7 +15,9 @@
 //! - `paced`: `GET /v1/players/{id}` at a fixed rate (`--rate`, or `--rate-of-peak` times the
 //!   `by-id`/`warm` rate of the same run), wrk2-style: `--concurrency` keep-alive connections
 //!   on a schedule, each latency counted from when the request was due, so a server falling
-//!   behind shows its whole queue.
+//!   behind shows its whole queue. `--timeline` prints it second by second, next to how late
+//!   a thread of the generator's own woke from 1 ms sleeps (the machine's stalls, not the
+//!   server's).
 //!
 //! With `--alb-key-port` it acts as the ALB: it generates a signing key, serves its public key
 //! as the AWS key endpoint does (`GET /{kid}`, PEM) and mints the tokens. Loopback only.
@@ -71,6 +73,9 @@ struct Args {
     /// `paced` at this fraction of the run's closed-loop by-id rate (when `--rate` is unset).
     #[arg(long, default_value_t = 0.5)]
     rate_of_peak: f64,
+    /// Print `paced`'s latencies second by second, with a wake-up probe's worst delay.
+    #[arg(long)]
+    timeline: bool,
     /// Label printed with the results (e.g. the database).
     #[arg(long, default_value = "")]
     label: String,
@@ -396,6 +401,7 @@ async fn paced(
             seconds: 1.0,
         };
     };
+    let probe = args.timeline.then(|| wake_up_probe(started, deadline));
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..connections {
         let (credentials, url) = (credentials.clone(), url.clone());
@@ -422,7 +428,7 @@ async fn paced(
                 );
                 tokio::time::sleep_until(due.into()).await;
                 match exchange(&mut stream, request.as_bytes(), &mut buf).await {
-                    Ok(true) => ok.push(due.elapsed()),
+                    Ok(true) => ok.push((due - started, due.elapsed())),
                     Ok(false) => errors += 1,
                     Err(_) => {
                         errors += 1;
@@ -437,9 +443,77 @@ async fn paced(
             (ok, errors)
         });
     }
-    let mut measured = collect(tasks, started).await;
-    measured.seconds = args.duration as f64;
-    measured
+    let mut sent = Vec::new();
+    let mut errors = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok((latencies, failed)) => {
+                sent.extend(latencies);
+                errors += failed;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    if let Some(probe) = probe {
+        print_timeline(&mut sent, &probe.join().unwrap_or_default());
+    }
+    let mut ok: Vec<Duration> = sent.into_iter().map(|(_, latency)| latency).collect();
+    ok.sort();
+    Measured {
+        ok,
+        errors,
+        seconds: args.duration as f64,
+    }
+}
+
+/// A thread of its own that sleeps 1 ms at a time until `deadline` and records how late each
+/// wake-up was, by the second of the schedule. Nothing else runs on it, so a late wake-up while
+/// the cores have idle time means the machine itself did not run this process (a virtual CPU
+/// held back by its host, the kernel busy elsewhere), not that the server was slow.
+fn wake_up_probe(started: Instant, deadline: Instant) -> std::thread::JoinHandle<Vec<Duration>> {
+    std::thread::spawn(move || {
+        let mut worst = Vec::new();
+        while Instant::now() < deadline {
+            let asleep = Instant::now();
+            std::thread::sleep(Duration::from_millis(1));
+            let late = asleep.elapsed().saturating_sub(Duration::from_millis(1));
+            let Some(second) = asleep.checked_duration_since(started) else {
+                continue;
+            };
+            let second = second.as_secs() as usize;
+            if worst.len() <= second {
+                worst.resize(second + 1, Duration::ZERO);
+            }
+            worst[second] = worst[second].max(late);
+        }
+        worst
+    })
+}
+
+/// One line per second of the schedule: requests due in it, their p50, p99 and maximum latency,
+/// and the worst wake-up delay of `wake_up_probe` in that second, so a tail can be told apart as
+/// a few stalls or a slower machine throughout, and as the machine's or the server's.
+fn print_timeline(sent: &mut [(Duration, Duration)], wake_up: &[Duration]) {
+    sent.sort();
+    for second in sent.chunk_by(|a, b| a.0.as_secs() == b.0.as_secs()) {
+        let mut latencies: Vec<Duration> = second.iter().map(|(_, l)| *l).collect();
+        latencies.sort();
+        let at = |p: f64| {
+            let i = ((latencies.len() as f64 * p) as usize).min(latencies.len() - 1);
+            latencies[i].as_secs_f64() * 1000.0
+        };
+        let s = second[0].0.as_secs();
+        let late = wake_up.get(s as usize).copied().unwrap_or_default();
+        println!(
+            "  second {s:>3}: {:>6} requests  p50 {:>6.2} ms  p99 {:>7.2} ms  max {:>7.2} ms  \
+             wake-up delay {:>6.2} ms",
+            latencies.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            late.as_secs_f64() * 1000.0,
+        );
+    }
 }
 
 /// Writes one request and reads its response (headers, then `content-length` bytes of
