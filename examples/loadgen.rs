@@ -15,9 +15,9 @@
 //! - `paced`: `GET /v1/players/{id}` at a fixed rate (`--rate`, or `--rate-of-peak` times the
 //!   `by-id`/`warm` rate of the same run), wrk2-style: `--concurrency` keep-alive connections
 //!   on a schedule, each latency counted from when the request was due, so a server falling
-//!   behind shows its whole queue. `--timeline` prints it second by second, next to how late
-//!   a thread of the generator's own woke from 1 ms sleeps (the machine's stalls, not the
-//!   server's).
+//!   behind shows its whole queue. Beside it a thread of the generator's own sleeps 1 ms at a
+//!   time and reports how late it woke (the machine's stalls, not the server's); `--timeline`
+//!   prints both second by second.
 //!
 //! With `--alb-key-port` it acts as the ALB: it generates a signing key, serves its public key
 //! as the AWS key endpoint does (`GET /{kid}`, PEM) and mints the tokens. Loopback only.
@@ -130,6 +130,8 @@ struct Measured {
     ok: Vec<Duration>,
     errors: u64,
     seconds: f64,
+    /// `paced`'s wake-up probe, summed up.
+    probe: Option<String>,
 }
 
 impl Measured {
@@ -241,6 +243,9 @@ async fn main() -> anyhow::Result<()> {
             measured.ok.len(),
             measured.errors,
         );
+        if let Some(probe) = measured.probe {
+            println!("{probe}");
+        }
     }
     Ok(())
 }
@@ -399,9 +404,10 @@ async fn paced(
             ok: vec![],
             errors: 1,
             seconds: 1.0,
+            probe: None,
         };
     };
-    let probe = args.timeline.then(|| wake_up_probe(started, deadline));
+    let probe = wake_up_probe(started, deadline);
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..connections {
         let (credentials, url) = (credentials.clone(), url.clone());
@@ -454,15 +460,27 @@ async fn paced(
             Err(_) => errors += 1,
         }
     }
-    if let Some(probe) = probe {
-        print_timeline(&mut sent, &probe.join().unwrap_or_default());
+    let wake_up = probe.join().unwrap_or_default();
+    if args.timeline {
+        print_timeline(&mut sent, &wake_up);
     }
+    let worst = wake_up.iter().max().copied().unwrap_or_default();
+    let probe = format!(
+        "  wake-up probe: worst delay {:.2} ms, {} of {} seconds with one over 2 ms",
+        worst.as_secs_f64() * 1000.0,
+        wake_up
+            .iter()
+            .filter(|d| **d > Duration::from_millis(2))
+            .count(),
+        wake_up.len(),
+    );
     let mut ok: Vec<Duration> = sent.into_iter().map(|(_, latency)| latency).collect();
     ok.sort();
     Measured {
         ok,
         errors,
         seconds: args.duration as f64,
+        probe: Some(probe),
     }
 }
 
@@ -579,5 +597,6 @@ async fn collect(
         ok,
         errors,
         seconds: started.elapsed().as_secs_f64(),
+        probe: None,
     }
 }
