@@ -449,17 +449,7 @@ async fn paced(
             (ok, errors)
         });
     }
-    let mut sent = Vec::new();
-    let mut errors = 0;
-    while let Some(result) = tasks.join_next().await {
-        match result {
-            Ok((latencies, failed)) => {
-                sent.extend(latencies);
-                errors += failed;
-            }
-            Err(_) => errors += 1,
-        }
-    }
+    let (mut sent, errors) = join_all(tasks).await;
     let wake_up = probe.join().unwrap_or_default();
     if args.timeline {
         print_timeline(&mut sent, &wake_up);
@@ -578,20 +568,8 @@ async fn send(client: &reqwest::Client, credentials: &Credentials, url: &str) ->
     }
 }
 
-async fn collect(
-    mut tasks: tokio::task::JoinSet<(Vec<Duration>, u64)>,
-    started: Instant,
-) -> Measured {
-    let (mut ok, mut errors) = (Vec::new(), 0);
-    while let Some(result) = tasks.join_next().await {
-        match result {
-            Ok((latencies, failed)) => {
-                ok.extend(latencies);
-                errors += failed;
-            }
-            Err(_) => errors += 1,
-        }
-    }
+async fn collect(tasks: tokio::task::JoinSet<(Vec<Duration>, u64)>, started: Instant) -> Measured {
+    let (mut ok, errors) = join_all(tasks).await;
     ok.sort();
     Measured {
         ok,
@@ -599,4 +577,19 @@ async fn collect(
         seconds: started.elapsed().as_secs_f64(),
         probe: None,
     }
+}
+
+/// The workers' measurements together, and their errors (a worker that panicked counts as one).
+async fn join_all<T: 'static>(mut tasks: tokio::task::JoinSet<(Vec<T>, u64)>) -> (Vec<T>, u64) {
+    let (mut all, mut errors) = (Vec::new(), 0);
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok((measured, failed)) => {
+                all.extend(measured);
+                errors += failed;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    (all, errors)
 }
