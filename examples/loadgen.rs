@@ -139,11 +139,14 @@ impl Measured {
         self.ok.len() as f64 / self.seconds
     }
     fn percentile_ms(&self, p: f64) -> f64 {
-        let i = ((self.ok.len() as f64 * p) as usize).min(self.ok.len().saturating_sub(1));
-        self.ok
-            .get(i)
-            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+        percentile_ms(&self.ok, p)
     }
+}
+
+/// The `p` quantile of `sorted` latencies in milliseconds (NaN when there are none).
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1));
+    sorted.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
 }
 
 #[tokio::main]
@@ -506,10 +509,7 @@ fn print_timeline(sent: &mut [(Duration, Duration)], wake_up: &[Duration]) {
     for second in sent.chunk_by(|a, b| a.0.as_secs() == b.0.as_secs()) {
         let mut latencies: Vec<Duration> = second.iter().map(|(_, l)| *l).collect();
         latencies.sort();
-        let at = |p: f64| {
-            let i = ((latencies.len() as f64 * p) as usize).min(latencies.len() - 1);
-            latencies[i].as_secs_f64() * 1000.0
-        };
+        let at = |p: f64| percentile_ms(&latencies, p);
         let s = second[0].0.as_secs();
         let late = wake_up.get(s as usize).copied().unwrap_or_default();
         println!(
