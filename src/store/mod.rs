@@ -13,6 +13,7 @@ mod shared;
 mod sql;
 mod sqlite;
 pub mod sweeper;
+mod warm;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! are the pool, row locking, the idempotency-key claim, timestamps and error codes.
 
 use std::{
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -12,7 +12,6 @@ use sqlx::{
     Connection, Decode, Encode, PgConnection, Postgres, Transaction, Type,
     encode::IsNull,
     error::{BoxDynError, DatabaseError},
-    pool::PoolConnection,
     postgres::{
         PgArgumentBuffer, PgConnectOptions, PgPool, PgPoolOptions, PgTypeInfo, PgValueFormat,
         PgValueRef,
@@ -23,10 +22,12 @@ use super::{
     PoolSettings, StoreError, migrations,
     shared::{Backend, HeldKey, player_store},
     sql::{self, CLUB_NUMBER_CONSTRAINT, Dialect, StoredResponse, player_columns},
+    warm::{Lease, Warm},
 };
 use crate::{secrets::CredentialRefresher, telemetry::metrics};
 
-/// A pooled connection idle for longer than this is pinged before it is used.
+/// A pooled connection idle for longer than this is pinged before it is used (and a kept one
+/// goes back to the pool).
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// When a connection last failed in this process (I/O, TLS, protocol, SQLSTATE 08/57): a
@@ -45,6 +46,8 @@ fn needs_ping(idle_for: Duration) -> bool {
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Connections that just served a request, kept for the next without a ping (`warm`).
+    warm: Arc<Warm<Postgres>>,
     /// Re-reads rotated credentials when the database refuses the current ones (28P01).
     refresher: Option<CredentialRefresher>,
 }
@@ -61,11 +64,12 @@ impl PostgresStore {
     /// the database is still unreachable, and recovers without a restart.
     ///
     /// sqlx pings every connection it hands out by default: one more round trip to the
-    /// database per request, a third of the database's work on a read by id (the pool pings
-    /// again when a connection comes back, which sqlx 0.9 does not let us turn off). Here a
+    /// database per request, a third of the database's work on a read by id. Here a
     /// connection is pinged before use only when it may have broken while idle
     /// ([`needs_ping`]); one that served a request a moment ago, with nothing failing since,
-    /// is known to work.
+    /// is known to work. The pool pings again every connection that comes back to it, which
+    /// sqlx 0.9 does not let us turn off: connections that just served a request are kept for
+    /// the next one by the same rule instead ([`Warm`]).
     pub fn with_options(options: PgConnectOptions, settings: &PoolSettings) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
@@ -82,6 +86,7 @@ impl PostgresStore {
             })
             .connect_lazy_with(options);
         PostgresStore {
+            warm: Arc::new(Warm::new(pool.clone(), needs_ping)),
             pool,
             refresher: None,
         }
@@ -98,17 +103,29 @@ impl PostgresStore {
         &self.pool
     }
 
-    /// Samples the pool's in-use and idle connections into `DbPoolInUse`/`DbPoolIdle` every
-    /// `every` until the task is aborted (a gauge: the last sample of an interval is emitted).
+    /// Connections kept between requests, out of the pool ([`Warm`]).
+    pub fn kept_connections(&self) -> usize {
+        self.warm.len()
+    }
+
+    /// Returns to the pool the kept connections that nobody took in time ([`Warm::expire`]).
+    pub fn expire_kept(&self) {
+        self.warm.expire();
+    }
+
+    /// Every `every` until the task is aborted: returns to the pool the kept connections that
+    /// nobody took, and samples the in-use and idle connections (kept ones count as idle) into
+    /// `DbPoolInUse`/`DbPoolIdle` (a gauge: the last sample of an interval is emitted).
     pub fn spawn_pool_sampler(&self, every: Duration) -> tokio::task::JoinHandle<()> {
-        let pool = self.pool.clone();
+        let store = self.clone();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                let idle = pool.num_idle() as u32;
-                metrics::set_pool(pool.size().saturating_sub(idle), idle);
+                store.expire_kept();
+                let idle = (store.pool.num_idle() + store.warm.len()) as u32;
+                metrics::set_pool(store.pool.size().saturating_sub(idle), idle);
             }
         })
     }
@@ -220,12 +237,21 @@ impl Backend for PostgresStore {
 
     /// With a refresher, a refused login re-reads the secret and retries. (Boxed, as every
     /// `async_trait` method: the refresher's future nests the AWS SDK's deep types.)
-    async fn conn(&self) -> Result<PoolConnection<Postgres>, StoreError> {
-        let conn = match &self.refresher {
-            Some(refresher) => refresher.acquire().await,
-            None => self.pool.acquire().await,
+    async fn conn(&self) -> Result<Lease<Postgres>, StoreError> {
+        let acquire = async {
+            match &self.refresher {
+                Some(refresher) => refresher.acquire().await,
+                None => self.pool.acquire().await,
+            }
         };
-        conn.map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
+        self.warm
+            .lease(acquire)
+            .await
+            .map_err(|e| Postgres::unavailable(e, "acquiring a database connection"))
+    }
+
+    fn done(&self, conn: Lease<Postgres>) {
+        self.warm.keep(conn);
     }
 
     async fn run_migrations(&self) -> anyhow::Result<()> {

@@ -9,11 +9,12 @@
 //! same code works on concrete types and needs none of them.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Database, pool::PoolConnection};
+use sqlx::Database;
 
 use super::{
     Idempotency, StoreError,
     sql::{Dialect, StoredResponse},
+    warm::Lease,
 };
 
 /// An idempotency key as the create that presents it holds it.
@@ -30,8 +31,15 @@ pub struct HeldKey<'a> {
 pub trait Backend: Send + Sync + 'static {
     type Db: Dialect;
 
-    /// A pooled connection.
-    async fn conn(&self) -> Result<PoolConnection<Self::Db>, StoreError>;
+    /// A connection for one operation.
+    async fn conn(&self) -> Result<Lease<Self::Db>, StoreError>;
+
+    /// `conn`'s operation is done, and cleanly: the store may keep it for the next one
+    /// (`warm::Warm`). An operation that fails drops its connection instead, which returns it
+    /// to the pool.
+    fn done(&self, conn: Lease<Self::Db>) {
+        drop(conn);
+    }
 
     /// Applies pending migrations.
     async fn run_migrations(&self) -> anyhow::Result<()>;
@@ -205,18 +213,23 @@ macro_rules! player_store {
                         <$store>::keep_response(&mut tx, key, response).await?;
                     }
                     commit(tx, "committing a new player").await?;
+                    self.done(conn);
                     Ok(Created::New(created))
                 }
 
                 #[tracing::instrument(name = "db.get_player", skip(self))]
                 async fn get(&self, id: Uuid) -> Result<Player, StoreError> {
+                    let mut conn = self.conn().await?;
                     let row = sqlx::query(sql::SELECT_PLAYER)
                         .bind(id)
-                        .fetch_optional(&mut *self.conn().await?)
+                        .fetch_optional(&mut *conn)
                         .await
-                        .map_err(|e| Db::classify(e, "reading a player"))?
-                        .ok_or(StoreError::NotFound)?;
-                    decoded(row.player(), "decoding a player")
+                        .map_err(|e| Db::classify(e, "reading a player"))?;
+                    self.done(conn);
+                    decoded(
+                        row.ok_or(StoreError::NotFound)?.player(),
+                        "decoding a player",
+                    )
                 }
 
                 #[tracing::instrument(name = "db.list_players", skip_all)]
@@ -224,6 +237,7 @@ macro_rules! player_store {
                     let mut conn = self.conn().await?;
                     let rows =
                         fetch_all(&mut conn, sql::list_query(query), "listing players").await?;
+                    self.done(conn);
                     let players = ReadRow::players(&rows);
                     Ok(split_page(decoded(players, "decoding players")?, query))
                 }
@@ -254,6 +268,7 @@ macro_rules! player_store {
                     let changes = Changes::between(Some(&before), Some(&after));
                     insert_audit(&mut tx, ctx, AuditAction::Update, id, &changes, now).await?;
                     commit(tx, "committing a player update").await?;
+                    self.done(conn);
                     Ok(after)
                 }
 
@@ -276,6 +291,7 @@ macro_rules! player_store {
                     let now = now_micros();
                     insert_audit(&mut tx, ctx, AuditAction::Delete, id, &changes, now).await?;
                     commit(tx, "committing a player deletion").await?;
+                    self.done(conn);
                     Ok(before)
                 }
 
@@ -284,6 +300,7 @@ macro_rules! player_store {
                     let mut conn = self.conn().await?;
                     let listing = sql::audit_query(query);
                     let rows = fetch_all(&mut conn, listing, "listing the audit trail").await?;
+                    self.done(conn);
                     let records = rows.iter().map(ReadRow::audit_record).collect();
                     Ok(split_audit_page(
                         decoded(records, "decoding audit records")?,
@@ -298,20 +315,24 @@ macro_rules! player_store {
                     batch: u32,
                 ) -> Result<u64, StoreError> {
                     let statement = sql::delete_expired::<Db>(what);
-                    let done = sqlx::query(sqlx::AssertSqlSafe(statement))
+                    let mut conn = self.conn().await?;
+                    let deleted = sqlx::query(sqlx::AssertSqlSafe(statement))
                         .bind(Db::encode_time(before))
                         .bind(i64::from(batch))
-                        .execute(&mut *self.conn().await?)
+                        .execute(&mut *conn)
                         .await
                         .map_err(|e| Db::classify(e, "deleting expired rows"))?;
-                    Ok(done.rows_affected())
+                    self.done(conn);
+                    Ok(deleted.rows_affected())
                 }
 
                 async fn ping(&self) -> Result<(), StoreError> {
+                    let mut conn = self.conn().await?;
                     sqlx::query("select 1")
-                        .execute(&mut *self.conn().await?)
+                        .execute(&mut *conn)
                         .await
                         .map_err(|e| Db::classify(e, "pinging the database"))?;
+                    self.done(conn);
                     Ok(())
                 }
 

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use sqlx::{
     Connection, Sqlite, SqliteConnection, Transaction,
     error::DatabaseError,
-    pool::PoolConnection,
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
     },
@@ -19,6 +18,7 @@ use super::{
     PoolSettings, StoreError, migrations,
     shared::{Backend, HeldKey, player_store},
     sql::{self, Dialect, StoredResponse},
+    warm::Lease,
 };
 
 #[derive(Clone, Debug)]
@@ -102,10 +102,11 @@ const KEEP_KEY: &str = "insert into idempotency_keys (actor, key, request_hash, 
 impl Backend for SqliteStore {
     type Db = Sqlite;
 
-    async fn conn(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+    async fn conn(&self) -> Result<Lease<Sqlite>, StoreError> {
         self.pool
             .acquire()
             .await
+            .map(Lease::from_pool)
             .map_err(|e| Sqlite::unavailable(e, "acquiring a database connection"))
     }
 

@@ -1,6 +1,8 @@
-//! The PostgreSQL pool without sqlx's ping before every use (`PostgresStore::with_options`):
-//! after a connection fails, the idle ones are pinged before use, so one cut does not fail a
-//! request per pooled connection; a connection whose operation was cancelled mid-statement
+//! The PostgreSQL pool without sqlx's ping before every use (`PostgresStore::with_options`)
+//! nor the one on every return (connections kept between operations, `store::warm`): a
+//! connection that just served a read serves the next without a round trip in between; after
+//! a connection fails, the idle and kept ones are checked before use, so one cut does not fail
+//! a request per pooled connection; a connection whose operation was cancelled mid-statement
 //! serves the next operation correctly; more operations than connections all get one.
 
 use std::time::Duration;
@@ -13,7 +15,10 @@ use players_api::{
     },
 };
 
-use crate::support::db::{TestDb, ctx, postgres_behind_proxy};
+use crate::support::{
+    db::{TestDb, ctx, postgres_behind_proxy},
+    proxy::Proxy,
+};
 
 fn player(name: &str, number: i64) -> NewPlayer {
     let input = PlayerInput {
@@ -36,6 +41,39 @@ async fn create(store: &dyn PlayerStore, name: &str, number: i64) -> players_api
         Ok(Created::New(p)) => p,
         other => panic!("create {name}: {other:?}"),
     }
+}
+
+/// Reads one after another, on a pool of one connection reached through a proxy that counts
+/// what the service sends: one batch per read (its statement, prepared on the first), where
+/// returning the connection to sqlx's pool would add a ping after each. Between reads the
+/// connection stays out of the pool, kept; once stale it goes back (`expire_kept`).
+#[tokio::test]
+async fn a_connection_that_just_served_a_read_serves_the_next_without_a_ping() {
+    let db = TestDb::postgres().await;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let url = db
+        .url()
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port()));
+    let one = PoolSettings {
+        max_connections: 1,
+        min_connections: 0,
+        acquire_timeout: Duration::from_secs(30),
+    };
+    let store = PostgresStore::with_options(url.parse().unwrap(), &one);
+    store.migrate().await.unwrap();
+    let p = create(&store, "Kept Connection", 6).await;
+    store.get(p.id).await.unwrap();
+
+    let before = proxy.sent();
+    for _ in 0..20 {
+        assert_eq!(store.get(p.id).await.unwrap().id, p.id);
+    }
+    assert_eq!(
+        proxy.sent() - before,
+        20,
+        "batches sent for 20 reads on a kept connection"
+    );
+    assert_eq!((store.kept_connections(), store.pool().num_idle()), (1, 0));
 }
 
 /// Every connection is cut (as a failover or a proxy would) a moment after use, so none is

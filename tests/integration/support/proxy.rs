@@ -1,5 +1,5 @@
 //! A TCP proxy on a loopback port that a test can switch off (closing every connection and
-//! refusing new ones) and on again.
+//! refusing new ones) and on again, and that counts what the application sends.
 
 use std::sync::{
     Arc,
@@ -7,6 +7,7 @@ use std::sync::{
 };
 
 use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::watch,
 };
@@ -16,6 +17,9 @@ pub struct Proxy {
     enabled: Arc<AtomicBool>,
     /// Connections being relayed.
     open: Arc<AtomicUsize>,
+    /// Reads from the application's side: each is a batch of messages it flushed at once
+    /// (the PostgreSQL protocol waits for an answer before the next).
+    sent: Arc<AtomicUsize>,
     generation: watch::Sender<u64>,
 }
 
@@ -29,6 +33,8 @@ impl Proxy {
         let gen_tx = generation.clone();
         let open = Arc::new(AtomicUsize::new(0));
         let relaying = open.clone();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counted = sent.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -40,12 +46,15 @@ impl Proxy {
                 }
                 let mut cut = gen_tx.subscribe();
                 let relaying = relaying.clone();
+                let counted = counted.clone();
                 relaying.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(upstream).await {
-                        let (mut c, mut s) = (client, server);
+                        let ((mut cr, mut cw), (mut sr, mut sw)) =
+                            (client.into_split(), server.into_split());
                         tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut c, &mut s) => {}
+                            _ = relay(&mut cr, &mut sw, Some(&counted)) => {}
+                            _ = relay(&mut sr, &mut cw, None) => {}
                             _ = cut.changed() => {}
                         }
                     }
@@ -57,8 +66,14 @@ impl Proxy {
             port,
             enabled,
             open,
+            sent,
             generation,
         }
+    }
+
+    /// How many batches the application has sent so far, over every connection.
+    pub fn sent(&self) -> usize {
+        self.sent.load(Ordering::SeqCst)
     }
 
     pub fn port(&self) -> u16 {
@@ -87,5 +102,22 @@ impl Proxy {
 
     pub fn enable(&self) {
         self.enabled.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` until either side closes, counting the reads in `reads`.
+async fn relay(
+    from: &mut (impl AsyncRead + Unpin),
+    to: &mut (impl AsyncWrite + Unpin),
+    reads: Option<&AtomicUsize>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        if let Some(reads) = reads {
+            reads.fetch_add(1, Ordering::SeqCst);
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
     }
 }
