@@ -11,7 +11,12 @@ use tracing::{
     span::{Attributes, Id, Record},
 };
 use tracing_subscriber::{
-    EnvFilter, Layer, fmt::MakeWriter, layer::Context, layer::SubscriberExt, registry::LookupSpan,
+    EnvFilter, Layer,
+    filter::{ParseError, Targets},
+    fmt::MakeWriter,
+    layer::Context,
+    layer::SubscriberExt,
+    registry::LookupSpan,
     util::SubscriberInitExt,
 };
 
@@ -22,25 +27,43 @@ use crate::config::{LogFormat, LogSettings};
 /// LOG_LEVEL filters what is logged. With no further layer it filters the whole subscriber,
 /// once for each callsite and span. Otherwise it filters only the log layer, which then looks
 /// every span up again on each enter and exit; a database stream enters its span once for
-/// each row it yields, and those lookups were 2 % of serving a page of 50 players.
+/// each row it yields, and those lookups were 2 % of serving a page of 50 players. For the
+/// same reason a LOG_LEVEL without span or field directives (`[...]`), a level or a list of
+/// `target=level` such as `info,sqlx=warn`, is applied as `Targets`, which decides once per
+/// callsite: `EnvFilter` looks each span up on every enter and exit even with nothing to
+/// match on it (another 2 % of a page).
 pub fn init<L>(settings: &LogSettings, extra: Option<L>) -> anyhow::Result<()>
 where
     L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(&settings.log_level)
-        .map_err(|e| anyhow::anyhow!("LOG_LEVEL is not a valid filter: {e}"))?;
+    let spec = settings.log_level.as_str();
+    let invalid =
+        |e: &dyn std::fmt::Display| anyhow::anyhow!("LOG_LEVEL is not a valid filter: {e}");
     let registry = tracing_subscriber::registry();
-    match extra {
-        None => registry
-            .with(filter)
+    match (extra, as_targets(spec)) {
+        (None, Some(targets)) => registry
+            .with(targets.map_err(|e| invalid(&e))?)
             .with(lines(settings.log_format))
             .try_init()?,
-        Some(extra) => registry
-            .with(extra)
-            .with(lines(settings.log_format).with_filter(filter))
+        (None, None) => registry
+            .with(EnvFilter::try_new(spec).map_err(|e| invalid(&e))?)
+            .with(lines(settings.log_format))
             .try_init()?,
+        (Some(extra), _) => {
+            let filter = EnvFilter::try_new(spec).map_err(|e| invalid(&e))?;
+            registry
+                .with(extra)
+                .with(lines(settings.log_format).with_filter(filter))
+                .try_init()?
+        }
     }
     Ok(())
+}
+
+/// LOG_LEVEL as `Targets`, unless it has a span or field directive (`[...]`), which only
+/// `EnvFilter` understands.
+fn as_targets(spec: &str) -> Option<Result<Targets, ParseError>> {
+    (!spec.contains('[')).then(|| spec.parse::<Targets>())
 }
 
 /// The layer writing log lines in `format`.
@@ -195,6 +218,24 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
+
+    /// A level or `target=level` list is applied as `Targets`, with `EnvFilter`'s meaning;
+    /// span and field directives still go to `EnvFilter`; a bad level is refused.
+    #[test]
+    fn log_level_without_span_directives_is_a_targets_filter() {
+        use tracing::Level;
+        let targets = as_targets("info,sqlx=warn").unwrap().unwrap();
+        assert!(targets.would_enable("players_api::routes", &Level::INFO));
+        assert!(!targets.would_enable("players_api::routes", &Level::DEBUG));
+        assert!(targets.would_enable("sqlx::query", &Level::WARN));
+        assert!(!targets.would_enable("sqlx::query", &Level::INFO));
+        let warn = as_targets("warn").unwrap().unwrap();
+        assert!(!warn.would_enable("players_api", &Level::INFO));
+
+        assert!(as_targets("info,[request{route}]=debug").is_none());
+        assert!(EnvFilter::try_new("info,[request{route}]=debug").is_ok());
+        assert!(as_targets("info,sqlx=loud").unwrap().is_err());
+    }
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
