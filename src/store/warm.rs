@@ -107,13 +107,13 @@ impl<DB: Database> Warm<DB> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A kept connection if there is a fresh one; else one from `acquire` (the pool's) if the
-    /// pool has room for more; else the first of one handed over by an operation that
-    /// finishes and one from `acquire`.
-    pub async fn lease<E>(
-        &self,
-        acquire: impl Future<Output = Result<PoolConnection<DB>, E>>,
-    ) -> Result<Lease<DB>, E> {
+    /// A kept connection if there is a fresh one; else one from `acquire()` (the pool's) if
+    /// the pool has room for more; else the first of one handed over by an operation that
+    /// finishes and one from `acquire()`.
+    pub async fn lease<A, E>(&self, acquire: impl FnOnce() -> A) -> Result<Lease<DB>, E>
+    where
+        A: Future<Output = Result<PoolConnection<DB>, E>>,
+    {
         let handed = {
             let mut state = self.state();
             if let Some(lease) = self.take(&mut state) {
@@ -129,13 +129,13 @@ impl<DB: Database> Warm<DB> {
             }
         };
         let Some(handed) = handed else {
-            return acquire.await.map(Lease::from_pool);
+            return acquire().await.map(Lease::from_pool);
         };
         let mut handed = handed;
         let from_pool = tokio::select! {
             biased;
             Ok(lease) = &mut handed => return Ok(lease),
-            conn = pin!(acquire) => conn,
+            conn = pin!(acquire()) => conn,
         };
         // No longer waiting: a connection handed over meanwhile goes back to the pool with
         // `handed`, and the queue forgets this operation and any others gone (an outage
@@ -208,7 +208,7 @@ impl<DB: Database> Drop for Warm<DB> {
 #[cfg(test)]
 mod tests {
     use std::{
-        future::pending,
+        future::{Pending, pending},
         sync::{
             Arc,
             atomic::{AtomicUsize, Ordering},
@@ -267,14 +267,14 @@ mod tests {
     async fn a_kept_connection_serves_the_next_lease_without_the_pool() {
         let pool = pool(1).await;
         let warm = Warm::new(pool.clone(), never_stale);
-        let mut first = warm.lease(pool.acquire()).await.unwrap();
+        let mut first = warm.lease(|| pool.acquire()).await.unwrap();
         mark(&mut first, 7).await;
         warm.keep(first);
         assert_eq!((warm.len(), pool.num_idle()), (1, 0));
 
-        // The pool is not asked (this acquire would never finish): the kept one is leased.
+        // The pool is not asked: the kept one is leased.
         let mut next = warm
-            .lease(pending::<Result<_, sqlx::Error>>())
+            .lease(|| -> Pending<Result<_, sqlx::Error>> { panic!("the pool was asked") })
             .await
             .unwrap();
         assert_eq!(marked(&mut next).await, Some(7));
@@ -285,8 +285,8 @@ mod tests {
     async fn stale_kept_connections_go_back_to_the_pool() {
         let pool = pool(2).await;
         let warm = Warm::new(pool.clone(), always_stale);
-        let mut a = warm.lease(pool.acquire()).await.unwrap();
-        let b = warm.lease(pool.acquire()).await.unwrap();
+        let mut a = warm.lease(|| pool.acquire()).await.unwrap();
+        let b = warm.lease(|| pool.acquire()).await.unwrap();
         mark(&mut a, 1).await;
         warm.keep(a);
         warm.keep(b);
@@ -298,10 +298,10 @@ mod tests {
 
         // A lease that finds only stale ones gets its connection from the pool instead.
         let warm = Warm::new(pool.clone(), always_stale);
-        warm.keep(warm.lease(pool.acquire()).await.unwrap());
+        warm.keep(warm.lease(|| pool.acquire()).await.unwrap());
         let acquired = Arc::new(AtomicUsize::new(0));
         let counted = acquired.clone();
-        let lease = warm.lease(async {
+        let lease = warm.lease(|| async {
             counted.fetch_add(1, Ordering::SeqCst);
             pool.acquire().await
         });
@@ -313,7 +313,7 @@ mod tests {
     async fn expire_keeps_the_fresh_ones() {
         let pool = pool(1).await;
         let warm = Warm::new(pool.clone(), never_stale);
-        warm.keep(warm.lease(pool.acquire()).await.unwrap());
+        warm.keep(warm.lease(|| pool.acquire()).await.unwrap());
         warm.expire();
         assert_eq!(warm.len(), 1);
     }
@@ -324,12 +324,12 @@ mod tests {
     async fn a_finished_connection_goes_to_the_operation_waiting_for_one() {
         let pool = pool(1).await;
         let warm = Arc::new(Warm::new(pool.clone(), never_stale));
-        let mut first = warm.lease(pool.acquire()).await.unwrap();
+        let mut first = warm.lease(|| pool.acquire()).await.unwrap();
         mark(&mut first, 3).await;
         let waiter = {
             let warm = warm.clone();
             tokio::spawn(async move {
-                let mut lease = warm.lease(pending::<Result<_, sqlx::Error>>()).await?;
+                let mut lease = warm.lease(pending::<Result<_, sqlx::Error>>).await?;
                 Ok::<_, sqlx::Error>(marked(&mut lease).await)
             })
         };
@@ -348,11 +348,11 @@ mod tests {
     async fn the_pool_grows_first_and_failed_waits_leave_nothing_queued() {
         let pool = pool(2).await;
         let warm = Warm::new(pool.clone(), never_stale);
-        let first = warm.lease(pool.acquire()).await.unwrap();
-        let second = warm.lease(pool.acquire()).await.unwrap();
+        let first = warm.lease(|| pool.acquire()).await.unwrap();
+        let second = warm.lease(|| pool.acquire()).await.unwrap();
         assert_eq!(pool.size(), 2);
         for _ in 0..3 {
-            let failed = warm.lease(async { Err::<PoolConnection<Sqlite>, _>("down") });
+            let failed = warm.lease(|| async { Err::<PoolConnection<Sqlite>, _>("down") });
             assert!(failed.await.is_err());
         }
         assert!(warm.state().waiting.is_empty());
@@ -366,7 +366,7 @@ mod tests {
     async fn a_connection_long_out_of_the_pool_goes_back_to_it() {
         let pool = pool(1).await;
         let warm = Warm::new(pool.clone(), never_stale);
-        let mut lease = warm.lease(pool.acquire()).await.unwrap();
+        let mut lease = warm.lease(|| pool.acquire()).await.unwrap();
         lease.from_pool_at = Instant::now()
             .checked_sub(BACK_TO_POOL_EVERY)
             .expect("an instant a minute ago");
