@@ -162,10 +162,13 @@ async fn an_operation_cancelled_mid_statement_leaves_its_connection_correct() {
     assert_eq!(page.items.len(), 2);
 }
 
-/// Many more concurrent operations than connections: the pool grows to its maximum, and the
-/// operations waiting get connections as others finish, not a timeout.
+/// Many more concurrent operations than connections: the operations waiting get connections
+/// as others finish (handed over, or from the pool), not a timeout, and the pool never opens
+/// more than its maximum. (How far it grows depends on how many ran at once, which a busy
+/// machine decides; that a lease opens a connection while the pool has room is
+/// `store::warm`'s `the_pool_grows_first_and_failed_waits_leave_nothing_queued`.)
 #[tokio::test]
-async fn more_operations_than_connections_all_get_one_and_the_pool_grows_to_its_maximum() {
+async fn more_operations_than_connections_all_get_one_within_the_pool_maximum() {
     let db = TestDb::postgres().await;
     let options: sqlx::postgres::PgConnectOptions = db.url().parse().unwrap();
     let four = PoolSettings {
@@ -191,9 +194,9 @@ async fn more_operations_than_connections_all_get_one_and_the_pool_grows_to_its_
             );
         }
     }
-    assert_eq!(
-        store.pool().size(),
-        4,
-        "the pool should have opened all its connections"
+    let opened = store.pool().size();
+    assert!(
+        (1..=4).contains(&opened),
+        "{opened} connections open, the maximum is 4"
     );
 }
