@@ -128,10 +128,9 @@ impl<DB: Database> Warm<DB> {
                 Some(handed)
             }
         };
-        let Some(handed) = handed else {
+        let Some(mut handed) = handed else {
             return acquire().await.map(Lease::from_pool);
         };
-        let mut handed = handed;
         let from_pool = tokio::select! {
             biased;
             Ok(lease) = &mut handed => return Ok(lease),
