@@ -108,11 +108,6 @@ impl PostgresStore {
         self.warm.len()
     }
 
-    /// Returns to the pool the kept connections that nobody took in time ([`Warm::expire`]).
-    pub fn expire_kept(&self) {
-        self.warm.expire();
-    }
-
     /// Every `every` until the task is aborted: returns to the pool the kept connections that
     /// nobody took, and samples the in-use and idle connections (kept ones count as idle) into
     /// `DbPoolInUse`/`DbPoolIdle` (a gauge: the last sample of an interval is emitted).
@@ -123,7 +118,7 @@ impl PostgresStore {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                store.expire_kept();
+                store.warm.expire();
                 let idle = (store.pool.num_idle() + store.warm.len()) as u32;
                 metrics::set_pool(store.pool.size().saturating_sub(idle), idle);
             }

@@ -360,6 +360,26 @@ mod tests {
         assert_eq!(warm.len(), 2);
     }
 
+    /// Dropped where no runtime is left (the process ending), the kept connections are closed
+    /// in place: handed to the pool, each would need a task of a runtime to return in, and
+    /// sqlx panics without one.
+    #[test]
+    fn kept_connections_are_dropped_safely_after_the_runtime_is_gone() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let warm = runtime.block_on(async {
+            let pool = pool(1).await;
+            let warm = Warm::new(pool.clone(), never_stale);
+            warm.keep(warm.lease(|| pool.acquire()).await.unwrap());
+            warm
+        });
+        drop(runtime);
+        assert_eq!(warm.len(), 1);
+        drop(warm);
+    }
+
     /// One that has gone `BACK_TO_POOL_EVERY` without the pool goes back to it.
     #[tokio::test]
     async fn a_connection_long_out_of_the_pool_goes_back_to_it() {

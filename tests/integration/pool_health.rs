@@ -46,7 +46,7 @@ async fn create(store: &dyn PlayerStore, name: &str, number: i64) -> players_api
 /// Reads one after another, on a pool of one connection reached through a proxy that counts
 /// what the service sends: one batch per read (its statement, prepared on the first), where
 /// returning the connection to sqlx's pool would add a ping after each. Between reads the
-/// connection stays out of the pool, kept; once stale it goes back (`expire_kept`).
+/// connection stays out of the pool, kept.
 #[tokio::test]
 async fn a_connection_that_just_served_a_read_serves_the_next_without_a_ping() {
     let db = TestDb::postgres().await;
