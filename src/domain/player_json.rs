@@ -6,17 +6,17 @@
 //! member names included, and a page of 50 players spent a fifth of its instructions there
 //! (docs/benchmarks.md). Only text a client or the database supplied is escaped.
 
-use super::{Player, timestamp};
+use super::{PlayerList, PlayerRef, timestamp};
 
 /// `{"items":[...],"next_cursor":...}`.
-pub fn page(items: &[Player], next_cursor: Option<&str>) -> Vec<u8> {
+pub fn page(items: &PlayerList, next_cursor: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + items.iter().map(json_len_hint).sum::<usize>());
     out.extend_from_slice(b"{\"items\":[");
-    for (i, player) in items.iter().enumerate() {
+    for (i, (player, needs_escaping)) in items.iter_escaping().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_player(player, &mut out);
+        write_player(player, needs_escaping, &mut out);
     }
     out.extend_from_slice(b"],\"next_cursor\":");
     match next_cursor {
@@ -31,12 +31,14 @@ pub fn page(items: &[Player], next_cursor: Option<&str>) -> Vec<u8> {
 /// times (at most 367), plus its text unescaped. Short of it, the page's buffer would be copied
 /// into one twice its size when nearly written (the text of a player created by a Cognito user
 /// alone is over 100 bytes: `user:` and a UUID, twice).
-fn json_len_hint(p: &Player) -> usize {
+fn json_len_hint(p: PlayerRef<'_>) -> usize {
     384 + p.name.len() + p.country.len() + p.team.len() + p.created_by.len() + p.updated_by.len()
 }
 
-/// The members in `Player`'s declaration order, as serde writes them.
-fn write_player(p: &Player, out: &mut Vec<u8>) {
+/// The members in `Player`'s declaration order, as serde writes them. Its text is copied as it
+/// is unless some of it `needs_escaping`.
+fn write_player(p: PlayerRef<'_>, needs_escaping: bool, out: &mut Vec<u8>) {
+    let text = if needs_escaping { text } else { plain_text };
     out.extend_from_slice(b"{\"id\":\"");
     out.extend_from_slice(
         p.id.hyphenated()
@@ -44,13 +46,13 @@ fn write_player(p: &Player, out: &mut Vec<u8>) {
             .as_bytes(),
     );
     out.extend_from_slice(b"\",\"name\":");
-    text(&p.name, out);
+    text(p.name, out);
     out.extend_from_slice(b",\"date_of_birth\":");
     timestamp::append_date_json(&p.date_of_birth, out);
     out.extend_from_slice(b",\"country\":");
-    text(&p.country, out);
+    text(p.country, out);
     out.extend_from_slice(b",\"team\":");
-    text(&p.team, out);
+    text(p.team, out);
     out.extend_from_slice(b",\"position\":\"");
     out.extend_from_slice(p.position.as_str().as_bytes());
     out.extend_from_slice(b"\",\"club_number\":");
@@ -64,27 +66,36 @@ fn write_player(p: &Player, out: &mut Vec<u8>) {
     out.extend_from_slice(b",\"updated_at\":");
     timestamp::append_json(&p.updated_at, out);
     out.extend_from_slice(b",\"created_by\":");
-    text(&p.created_by, out);
+    text(p.created_by, out);
     out.extend_from_slice(b",\"updated_by\":");
-    text(&p.updated_by, out);
+    text(p.updated_by, out);
     out.push(b'}');
 }
 
-/// A JSON string. Text with no byte JSON must escape (a control character, `"` or `\`), which
-/// is nearly all names, teams and actors, is copied as it is: serde_json's byte-by-byte escaping
-/// cost three times as much. The rest goes through serde_json.
+/// A JSON string. Text with no byte JSON must escape, which is nearly all names, teams and
+/// actors, is copied as it is: serde_json's byte-by-byte escaping cost three times as much. The
+/// rest goes through serde_json.
 fn text(s: &str, out: &mut Vec<u8>) {
-    // Every byte is tested (no early exit), so the compiler checks 16 at a time.
-    let needs_escaping = s.bytes().fold(false, |any, b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if !needs_escaping {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
+    if needs_escaping(s.as_bytes()) {
         serde_json::to_writer(out, s).expect("a str serialises");
+    } else {
+        plain_text(s, out);
     }
+}
+
+/// A JSON string of text known to need no escaping.
+fn plain_text(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
+/// Whether `text` has a byte that JSON escapes: a control character, `"` or `\`.
+pub(super) fn needs_escaping(text: &[u8]) -> bool {
+    // Every byte is tested (no early exit), so the compiler checks 16 at a time.
+    text.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 fn number(n: Option<i32>, out: &mut Vec<u8>) {
@@ -96,7 +107,7 @@ mod tests {
     use chrono::{DateTime, NaiveDate};
 
     use super::*;
-    use crate::domain::Position;
+    use crate::domain::{Player, Position};
 
     /// The hint is never short for the longest values of every fixed-size member, so a page
     /// of players without text to escape is written in the buffer it starts with.
@@ -118,7 +129,7 @@ mod tests {
             created_by: "user:2b1a6f0e-3c3a-4b7e-9a3c-1d2e3f4a5b6c".into(),
             updated_by: "user:2b1a6f0e-3c3a-4b7e-9a3c-1d2e3f4a5b6c".into(),
         };
-        let items = vec![player; 51];
+        let items: PlayerList = std::iter::repeat_n(player.borrowed(), 51).collect();
         let written = page(&items, None);
         let hint = 32 + items.iter().map(json_len_hint).sum::<usize>();
         assert!(

@@ -495,7 +495,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::domain::{Actor, ActorKind};
+    use crate::domain::{Actor, ActorKind, PlayerList};
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -542,7 +542,8 @@ mod tests {
             (items, None),
             (vec![], None),
         ] {
-            let ours = player_json::page(&items, next_cursor.as_deref());
+            let list: PlayerList = items.iter().map(Player::borrowed).collect();
+            let ours = player_json::page(&list, next_cursor.as_deref());
             let derived = serde_json::to_vec(&PlayerPage { items, next_cursor }).unwrap();
             assert_eq!(
                 String::from_utf8(ours).unwrap(),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AuditFilters, AuditRecord, Filters, Sort, SortKey};
-use crate::domain::Player;
+use crate::domain::PlayerRef;
 
 /// The sort value of the last row of a page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,9 +75,9 @@ fn decode_json<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, CursorError> 
 }
 
 impl Cursor {
-    pub fn after(last: &Player, sort: Sort, filters: &Filters) -> Cursor {
+    pub fn after(last: PlayerRef<'_>, sort: Sort, filters: &Filters) -> Cursor {
         let v = match sort.key {
-            SortKey::Name => SortValue::Text(last.name.clone()),
+            SortKey::Name => SortValue::Text(last.name.to_owned()),
             SortKey::DateOfBirth => SortValue::Date(last.date_of_birth),
             SortKey::CreatedAt => SortValue::Time(last.created_at),
         };
@@ -173,7 +173,7 @@ impl AuditCursor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Position;
+    use crate::domain::{Player, Position};
 
     fn player() -> Player {
         let now = Utc::now();
@@ -206,7 +206,7 @@ mod tests {
             "-created_at",
         ] {
             let sort = Sort::parse(s).unwrap();
-            let c = Cursor::after(&player(), sort, &filters);
+            let c = Cursor::after(player().borrowed(), sort, &filters);
             assert_eq!(
                 Cursor::decode(&c.encode(), sort, &filters).unwrap(),
                 c,
@@ -219,7 +219,7 @@ mod tests {
     fn rejects_other_sort_other_filters_and_garbage() {
         let filters = Filters::default();
         let sort = Sort::parse("name").unwrap();
-        let c = Cursor::after(&player(), sort, &filters).encode();
+        let c = Cursor::after(player().borrowed(), sort, &filters).encode();
         let other_sort = Sort::parse("-name").unwrap();
         assert_eq!(
             Cursor::decode(&c, other_sort, &filters),
@@ -267,7 +267,8 @@ mod tests {
             Err(CursorError::Mismatch)
         );
         // A players cursor is not an audit cursor.
-        let players = Cursor::after(&player(), Sort::default(), &Filters::default()).encode();
+        let players =
+            Cursor::after(player().borrowed(), Sort::default(), &Filters::default()).encode();
         assert_eq!(
             AuditCursor::decode(&players, &filters),
             Err(CursorError::Malformed)

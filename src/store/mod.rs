@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::{
     config::DatabaseSettings,
-    domain::{NewPlayer, Player, Position},
+    domain::{NewPlayer, Player, PlayerList, Position},
 };
 
 pub use audit::{
@@ -144,7 +144,7 @@ pub struct ListQuery {
 
 #[derive(Debug)]
 pub struct Page {
-    pub items: Vec<Player>,
+    pub items: PlayerList,
     /// Where the next page starts, if there are more items.
     pub next: Option<Cursor>,
 }
@@ -247,7 +247,7 @@ pub(crate) fn now_micros() -> DateTime<Utc> {
 }
 
 /// The page size actually fetched: one more than asked, to learn whether a next page exists.
-pub(crate) fn split_page(mut rows: Vec<Player>, query: &ListQuery) -> Page {
+pub(crate) fn split_page(mut rows: PlayerList, query: &ListQuery) -> Page {
     let limit = query.limit as usize;
     let next = if rows.len() > limit {
         rows.truncate(limit);

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{
     AuditAction, AuditQuery, AuditRecord, Expiring, ListQuery, StoreError, cursor::SortValue,
 };
-use crate::domain::{ActorKind, NewPlayer, Player, Position};
+use crate::domain::{ActorKind, NewPlayer, Player, PlayerList, PlayerRef, Position};
 
 /// The columns of a player row, as every statement that returns one lists them. A macro, not a
 /// `const`, so the statements below can be `concat!`ed into `&'static str`s.
@@ -264,9 +264,10 @@ where
 pub trait ReadRow: Row {
     /// A row of `player_columns!()`.
     fn player(&self) -> Result<Player, sqlx::Error>;
-    /// Rows of `player_columns!()`, one result's. On PostgreSQL the column types are checked on
-    /// the first row only: sqlx checks every value's, which was 7 % of serving a page of 50.
-    fn players(rows: &[Self]) -> Result<Vec<Player>, sqlx::Error>
+    /// Rows of `player_columns!()`, one result's, their text copied into one buffer. On
+    /// PostgreSQL the column types are checked on the first row only: sqlx checks every value's,
+    /// which was 7 % of serving a page of 50.
+    fn players(rows: &[Self]) -> Result<PlayerList, sqlx::Error>
     where
         Self: Sized;
     /// A row of `AUDIT_COLUMNS`.
@@ -275,7 +276,8 @@ pub trait ReadRow: Row {
 
 /// A row of `player_columns!()`, by position (every statement reading players selects exactly
 /// that list): looking each column up by name cost a listing of 50 players 650 name lookups.
-fn decode_player<DB, R>(row: &R, check: TypeCheck) -> Result<Player, sqlx::Error>
+/// The text is borrowed from the row.
+fn decode_player<DB, R>(row: &R, check: TypeCheck) -> Result<PlayerRef<'_>, sqlx::Error>
 where
     DB: Dialect,
     R: Row<Database = DB>,
@@ -289,7 +291,7 @@ where
     for<'r> &'r str: Decode<'r, DB> + Type<DB>,
 {
     let position: &str = get(row, 5, check)?;
-    Ok(Player {
+    Ok(PlayerRef {
         id: get(row, 0, check)?,
         name: get(row, 1, check)?,
         date_of_birth: get(row, 2, check)?,
@@ -322,15 +324,17 @@ where
     for<'r> &'r str: Decode<'r, DB> + Type<DB>,
 {
     fn player(&self) -> Result<Player, sqlx::Error> {
-        decode_player(self, TypeCheck::first::<DB>())
+        decode_player(self, TypeCheck::first::<DB>()).map(|p| p.to_player())
     }
 
-    fn players(rows: &[Self]) -> Result<Vec<Player>, sqlx::Error> {
-        let (first, rest) = (TypeCheck::first::<DB>(), TypeCheck::rest::<DB>());
-        rows.iter()
-            .enumerate()
-            .map(|(i, row)| decode_player(row, if i == 0 { first } else { rest }))
-            .collect()
+    fn players(rows: &[Self]) -> Result<PlayerList, sqlx::Error> {
+        let mut players = PlayerList::with_capacity(rows.len());
+        let mut check = TypeCheck::first::<DB>();
+        for row in rows {
+            players.push(decode_player(row, check)?);
+            check = TypeCheck::rest::<DB>();
+        }
+        Ok(players)
     }
 
     fn audit_record(&self) -> Result<AuditRecord, sqlx::Error> {

@@ -256,7 +256,7 @@ async fn pages_cover_everything_once_in_order(store: &dyn PlayerStore) {
         let mut seen = Vec::new();
         loop {
             let page = store.list(&query).await.unwrap();
-            seen.extend(page.items);
+            seen.extend(page.items.to_vec());
             match page.next {
                 Some(c) => query.after = Some(c),
                 None => break,
@@ -306,8 +306,8 @@ async fn filters_narrow_the_listing(store: &dyn PlayerStore) {
         .await
         .unwrap()
         .items
-        .into_iter()
-        .map(|p| p.name)
+        .iter()
+        .map(|p| p.name.to_owned())
         .collect();
     assert_eq!(
         names,
@@ -552,7 +552,7 @@ async fn postgres_timestamps_read_back_to_the_microsecond_and_infinity_is_an_err
         "2038-01-19T03:14:08.000001+00:00"
     );
     let query = list(Sort::default(), 50);
-    assert_eq!(store.list(&query).await.unwrap().items, vec![got]);
+    assert_eq!(store.list(&query).await.unwrap().items.to_vec(), vec![got]);
     run_sql(&db, "update players set updated_at = 'infinity'").await;
     let err = store.get(p.id).await.expect_err("infinity is no DateTime");
     assert!(matches!(err, StoreError::Other(_)), "{err:?}");
