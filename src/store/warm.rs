@@ -17,7 +17,11 @@
 //!   since a connection failed: taken by nobody, it goes back to the pool (`expire`, or the
 //!   next operation, which then uses the pool);
 //! - one that has gone [`BACK_TO_POOL_EVERY`] without passing through the pool, so that the
-//!   pool's checks on return (its maximum lifetime) still apply to it.
+//!   pool's checks on return (its maximum lifetime) still apply to it;
+//! - any, while an operation waits in the pool alone: it found the pool with room, which
+//!   others took before it, and only a connection back in the pool serves it (without this, a
+//!   burst of requests meeting a pool short of its maximum left some waiting until their
+//!   acquire timed out, 503, while the connections went from one later request to the next).
 //!
 //! The last-kept connection is taken first (its socket and the server process behind it are
 //! the most likely to be warm), so the connections kept are only as many as operations needed
@@ -81,6 +85,10 @@ struct State<DB: Database> {
     /// Operations waiting for a connection, longest first. Some have gone away (their
     /// operation got one from the pool, or was cancelled): a send to them fails.
     waiting: VecDeque<oneshot::Sender<Lease<DB>>>,
+    /// Operations that went to the pool alone, while it had room, and have not got a
+    /// connection yet. Others may have taken the room meanwhile: then only a connection back
+    /// in the pool serves them.
+    in_pool: usize,
 }
 
 /// The connections passed from one operation to the next, for one pool.
@@ -98,6 +106,7 @@ impl<DB: Database> Warm<DB> {
             state: Mutex::new(State {
                 kept: Vec::new(),
                 waiting: VecDeque::new(),
+                in_pool: 0,
             }),
             stale,
         }
@@ -121,6 +130,7 @@ impl<DB: Database> Warm<DB> {
             }
             // Not raced with a hand-over, which would cancel the new connection being opened.
             if self.pool.size() < self.pool.options().get_max_connections() {
+                state.in_pool += 1;
                 None
             } else {
                 let (hand, handed) = oneshot::channel();
@@ -129,6 +139,7 @@ impl<DB: Database> Warm<DB> {
             }
         };
         let Some(mut handed) = handed else {
+            let _waiting = InPool(self);
             return acquire().await.map(Lease::from_pool);
         };
         let from_pool = tokio::select! {
@@ -156,12 +167,18 @@ impl<DB: Database> Warm<DB> {
     }
 
     /// `lease`'s work is done cleanly: it goes to the operation waiting longest, or is kept for
-    /// the next, unless it is due back in the pool (see the module's documentation).
+    /// the next, unless it is due back in the pool (see the module's documentation). While an
+    /// operation waits in the pool alone, it goes back to the pool: kept or handed over, it
+    /// would pass from one operation to the next while that one waited until its acquire
+    /// timed out (a burst of requests meeting a pool with room for only some of them).
     pub fn keep(&self, mut lease: Lease<DB>) {
         if lease.from_pool_at.elapsed() >= BACK_TO_POOL_EVERY {
             return;
         }
         let mut state = self.state();
+        if state.in_pool > 0 {
+            return;
+        }
         while let Some(waiting) = state.waiting.pop_front() {
             match waiting.send(lease) {
                 Ok(()) => return,
@@ -189,6 +206,16 @@ impl<DB: Database> Warm<DB> {
     /// How many connections are kept.
     pub fn len(&self) -> usize {
         self.state().kept.len()
+    }
+}
+
+/// An operation waiting in the pool alone, counted in `State::in_pool` until it has a
+/// connection or is cancelled.
+struct InPool<'a, DB: Database>(&'a Warm<DB>);
+
+impl<DB: Database> Drop for InPool<'_, DB> {
+    fn drop(&mut self) {
+        self.0.state().in_pool -= 1;
     }
 }
 
@@ -358,6 +385,47 @@ mod tests {
         warm.keep(first);
         warm.keep(second);
         assert_eq!(warm.len(), 2);
+    }
+
+    /// Two operations that find the pool with room for one more each go to the pool alone; the
+    /// one that does not get the connection waits there, and gets it when the other's work is
+    /// done. (Kept instead, it would wait until its acquire timed out: nothing else returns it
+    /// to the pool while operations keep coming.)
+    #[tokio::test]
+    async fn an_operation_waiting_in_the_pool_gets_the_next_connection_to_finish() {
+        // Empty, and, starved, the waiting one fails rather than hang.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(20))
+            .connect_lazy("sqlite::memory:")
+            .unwrap();
+        let warm = Arc::new(Warm::new(pool.clone(), never_stale));
+        // Holds both operations between their look at the pool's size and their acquire.
+        let gate = Arc::new(tokio::sync::RwLock::new(()));
+        let closed = gate.clone().write_owned().await;
+        let operations: Vec<_> = (0..2)
+            .map(|_| {
+                let (warm, pool, gate) = (warm.clone(), pool.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let acquire = || async {
+                        let _open = gate.read().await;
+                        pool.acquire().await
+                    };
+                    let lease = warm.lease(acquire).await?;
+                    warm.keep(lease);
+                    Ok::<_, sqlx::Error>(())
+                })
+            })
+            .collect();
+        while warm.state().in_pool < 2 {
+            tokio::task::yield_now().await;
+        }
+        drop(closed);
+        for operation in operations {
+            operation.await.unwrap().unwrap();
+        }
+        assert_eq!(warm.state().in_pool, 0);
+        assert_eq!(pool.size(), 1);
     }
 
     /// Dropped where no runtime is left (the process ending), the kept connections are closed
