@@ -283,8 +283,6 @@ where
     R: Row<Database = DB>,
     usize: ColumnIndex<R>,
     Uuid: ColumnType<DB>,
-    String: ColumnType<DB>,
-    Option<String>: ColumnType<DB>,
     NaiveDate: ColumnType<DB>,
     Option<i32>: ColumnType<DB>,
     i64: ColumnType<DB>,
