@@ -138,4 +138,41 @@ mod tests {
             written.len()
         );
     }
+
+    /// Whether text is escaped is decided player by player: plain players between players
+    /// whose first (name) or last (updated_by) text needs escaping come out as serde writes
+    /// each of them.
+    #[test]
+    fn escaping_is_decided_for_each_player_over_its_own_text() {
+        let player = |name: &str, updated_by: &str| Player {
+            id: uuid::Uuid::now_v7(),
+            name: name.into(),
+            date_of_birth: NaiveDate::from_ymd_opt(2001, 9, 5).unwrap(),
+            country: "ENG".into(),
+            team: "Arsenal".into(),
+            position: Position::Forward,
+            club_number: None,
+            national_team_number: Some(7),
+            version: 2,
+            created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            updated_at: DateTime::from_timestamp_micros(1_700_000_000_123_000).unwrap(),
+            created_by: "service:importer".into(),
+            updated_by: updated_by.into(),
+        };
+        let players = [
+            player("Plain", "user:a"),
+            player("Quote \"Q\"", "user:a"),
+            player("Plain", "user:a"),
+            player("Plain", "user:tab\t"),
+            player("Plain", "user:back\\slash"),
+            player("Plain", "user:a"),
+        ];
+        let items: PlayerList = players.iter().map(Player::borrowed).collect();
+        let each: Vec<String> = players
+            .iter()
+            .map(|p| serde_json::to_string(p).unwrap())
+            .collect();
+        let expected = format!("{{\"items\":[{}],\"next_cursor\":null}}", each.join(","));
+        assert_eq!(String::from_utf8(page(&items, None)).unwrap(), expected);
+    }
 }
