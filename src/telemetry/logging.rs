@@ -1,6 +1,7 @@
 //! JSON lines on stdout, one object per line, with the fields of every enclosing span
 //! (request_id, trace_id, principal, route, ...) flattened into the root object so that
-//! CloudWatch Logs Insights can filter on them directly.
+//! CloudWatch Logs Insights can filter on them directly. The lines reach stdout through
+//! `line_buffer`, in batches written by a thread of their own.
 
 use std::io::Write;
 
@@ -72,7 +73,7 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     match format {
-        LogFormat::Json => JsonLines::new(std::io::stdout).boxed(),
+        LogFormat::Json => JsonLines::new(super::line_buffer::stdout()).boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .boxed(),

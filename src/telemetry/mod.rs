@@ -1,5 +1,6 @@
 //! Logs, request ids, and the hooks that metrics and traces attach to.
 
+pub mod line_buffer;
 pub mod logging;
 pub mod request;
 
