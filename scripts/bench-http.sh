@@ -8,8 +8,10 @@
 # 2. On PostgreSQL it then starts `players-api serve` as production runs it behind the ALB
 #    (ALB_* settings, groups from the user claims) with the load generator acting as the ALB
 #    (its key endpoint, its signed x-amzn-oidc-data tokens), and measures: warm (100 users'
-#    tokens, verified before), cold (a token never seen before on every request), the list,
-#    and paced: GET by id at a fixed rate of PACED_FRACTION (0.5) of the warm rate, for p99.
+#    tokens, verified before) and the list, alternating, three rounds each; cold (a token never
+#    seen before on every request); and three rounds of paced: GET by id at a fixed rate of
+#    PACED_FRACTION (0.5) of the warm rate, for p99. Then it prints the medians: warm, list and
+#    their ratio, cold, the paced p99 (ALB_SCENARIOS changes the rounds).
 # Every scenario runs DURATION seconds with CONCURRENCY requests in flight (examples/loadgen.rs)
 # and prints req/s, p50 and p99. Load generator, server and PostgreSQL share this machine's
 # cores; loopback only. PostgreSQL: a fresh database on 127.0.0.1:5432 (BENCH_PG_ADMIN_URL),
@@ -18,6 +20,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SEED="${SEED:-3000}" DURATION="${DURATION:-10}" CONCURRENCY="${CONCURRENCY:-32}"
+# Behind the ALB: warm and list alternating, three rounds each, then cold, then three paced
+# rounds at PACED_FRACTION of the last warm rate; the medians are printed after the rounds.
+ALB_SCENARIOS="${ALB_SCENARIOS:-warm,list,warm,list,warm,list,cold,paced,paced,paced}"
 PG_ADMIN="${BENCH_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 cargo build --release --locked --bin players-api --example loadgen
 BIN=target/release/players-api
@@ -60,6 +65,29 @@ bench() {
     wait "$pid" 2>/dev/null || true
 }
 
+# The medians of the rounds in loadgen's output $1: warm and list req/s (and list / warm), cold
+# req/s, and the paced p99.
+summarise() {
+    awk '
+        function median(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+            return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+        }
+        function before(word,   i) { for (i = 1; i < NF; i++) if ($(i+1) == word) return $i }
+        function after(word,   i) { for (i = 1; i < NF; i++) if ($i == word) return $(i+1) }
+        / GET \/v1\/players\/\{id\} +[0-9]/ { warm[++w] = before("req/s") }
+        /limit=50 / { list[++l] = before("req/s") }
+        / cold / { cold[++c] = before("req/s") }
+        / paced / { p99[++p] = after("p99") }
+        END {
+            if (w) printf "medians: warm %.0f req/s (%d rounds)", median(warm, w), w
+            if (l && w) printf ", list %.0f req/s (%d), list/warm %.2f", median(list, l), l, median(list, l) / median(warm, w)
+            if (c) printf ", cold %.0f req/s (%d)", median(cold, c), c
+            if (p) printf ", paced p99 %.2f ms (%d)", median(p99, p), p
+            print ""
+        }' "$1"
+}
+
 # `serve` behind the ALB, the load generator being the ALB (see examples/loadgen.rs for the
 # identity it signs with), on the database `bench` seeded.
 bench_alb() {
@@ -76,7 +104,8 @@ bench_alb() {
     wait_healthy "$api_port" "$pid" "$label"
     "$LOADGEN" --base "http://127.0.0.1:$api_port" --alb-key-port "$key_port" \
         --duration "$DURATION" --concurrency "$CONCURRENCY" --label "$label" \
-        --scenarios warm,cold,list,paced --rate-of-peak "${PACED_FRACTION:-0.5}"
+        --scenarios "$ALB_SCENARIOS" --rate-of-peak "${PACED_FRACTION:-0.5}" | tee "$WORK/$label.rounds"
+    summarise "$WORK/$label.rounds"
     echo "$label: server RSS after the run $(($(ps -o rss= -p "$pid") / 1024)) MB"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
