@@ -14,9 +14,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(settings)) => app::serve(*settings).await,
         Some(Command::Migrate(args)) => app::migrate(args).await,
         Some(Command::Dev(args)) => app::dev(args).await,
-        Some(Command::VerifyAlbHeader(args)) => {
-            return players_api::auth::cli::run(args).await;
-        }
+        Some(Command::VerifyAlbHeader(args)) => return players_api::auth::cli::run(args).await,
         Some(Command::Token(args)) => players_api::local_alb::token_cmd::run(args).await,
         Some(Command::Healthcheck(args)) => return app::healthcheck(&args),
         Some(Command::Openapi) => app::print_openapi(),

@@ -51,15 +51,7 @@ impl<W: Write + Send + 'static> LineBuffer<W> {
     }
 
     fn start_with(out: W, batch: usize, limit: usize, linger: Duration) -> Arc<Self> {
-        let buffer = Arc::new(LineBuffer {
-            pending: Mutex::new(Vec::with_capacity(batch)),
-            has_lines: Condvar::new(),
-            has_room: Condvar::new(),
-            out: Mutex::new(out),
-            batch,
-            limit,
-            linger,
-        });
+        let buffer = Self::without_writer(out, batch, limit, linger);
         let writer = Arc::clone(&buffer);
         let spawned = std::thread::Builder::new()
             .name("log-writer".into())
@@ -77,6 +69,18 @@ impl<W: Write + Send + 'static> LineBuffer<W> {
         buffer
     }
 
+    fn without_writer(out: W, batch: usize, limit: usize, linger: Duration) -> Arc<Self> {
+        Arc::new(LineBuffer {
+            pending: Mutex::new(Vec::with_capacity(batch)),
+            has_lines: Condvar::new(),
+            has_room: Condvar::new(),
+            out: Mutex::new(out),
+            batch,
+            limit,
+            linger,
+        })
+    }
+
     /// Adds one or more whole lines.
     pub fn push(&self, lines: &[u8]) {
         let mut pending = lock(&self.pending);
@@ -87,8 +91,8 @@ impl<W: Write + Send + 'static> LineBuffer<W> {
                 .unwrap_or_else(PoisonError::into_inner);
             pending = guard;
             if timeout.timed_out() && pending.len() >= self.limit {
-                // The writer thread is gone or stuck: write the batch here, as the caller
-                // would have without the buffer.
+                // The writer thread has not taken the lines (it is writing, or it never
+                // started): write them here, as the caller would have without the buffer.
                 drop(pending);
                 self.flush();
                 pending = lock(&self.pending);
@@ -328,6 +332,30 @@ mod tests {
             assert_eq!(own, expected, "logger {t}'s lines, whole and in order");
         }
         assert!(sink.write_calls() > 1);
+    }
+
+    #[test]
+    fn without_its_writer_thread_a_full_buffer_is_written_by_the_logger() {
+        let sink = Sink::default();
+        let buffer = LineBuffer::without_writer(sink.clone(), 64, 256, Duration::ZERO);
+        let (done, finished) = mpsc::channel();
+        let logger = Arc::clone(&buffer);
+        std::thread::spawn(move || {
+            for i in 0..200 {
+                logger.push(format!("line {i:03}\n").as_bytes());
+            }
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("logging waited for a writer that does not exist");
+        assert!(
+            sink.write_calls() > 0,
+            "the logger wrote the full buffer itself"
+        );
+        buffer.flush();
+        let expected: String = (0..200).map(|i| format!("line {i:03}\n")).collect();
+        assert_eq!(sink.text(), expected);
     }
 
     #[test]
